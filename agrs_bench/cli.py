@@ -1,0 +1,87 @@
+"""Flags of `agrs_bench.run` -> RunConfig. The only place that reads the run's argv."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+
+from agrs_bench.config import RunConfig, parse_choices, parse_gemm, parse_sizes
+from agrs_bench.errors import ConfigError
+from agrs_bench.groups import BUFFERS, SOURCES
+from agrs_bench.kernels import MODES
+from agrs_bench.topology import add_layout_flags, layout_from_args
+
+# Defaults that serve: a full sweep on GPUs; on CPU, small enough to end in about a minute.
+DEFAULTS = {
+    "nccl": {"sizes": "1MiB:1GiB:x4", "step_sizes": "64MiB", "gemm": "4096x4096x4096",
+             "warmup": 5, "samples": 20, "target_sample_ms": 2.0, "timeout": 600.0},
+    "gloo": {"sizes": "16KiB,256KiB", "step_sizes": "64KiB", "gemm": "64x64x64",
+             "warmup": 2, "samples": 5, "target_sample_ms": 5.0, "timeout": 120.0},
+}
+DEFAULT_MODES = "ag,rs,ag_rs,fsdp_step"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="agrs_bench.run", description="Measure AG/RS overlap per group source.")
+    add_layout_flags(parser, world_size_required=False)
+    parser.add_argument("--sizes", help="full-buffer sizes: 1MiB,64MiB or 1MiB:1GiB:x4 "
+                        "(default: 1MiB:1GiB:x4 on GPU, 16KiB,256KiB on CPU)")
+    parser.add_argument("--dtype", default="bf16", help="bf16 (default) or fp32")
+    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma list of {', '.join(MODES)}")
+    parser.add_argument("--buffers", default=",".join(BUFFERS), help="dense, expert or both")
+    parser.add_argument("--sources", default=",".join(SOURCES), help=f"comma list of {', '.join(SOURCES)}")
+    parser.add_argument("--warmup", type=int, help="untimed iterations per cell")
+    parser.add_argument("--iters", type=int, help="timed samples per cell")
+    parser.add_argument("--ops-per-sample", type=int, default=0,
+                        help="back-to-back iterations per timed sample (0: from --sample-ms)")
+    parser.add_argument("--sample-ms", type=float, help="with --ops-per-sample 0, aim for samples this long")
+    parser.add_argument("--layers", type=int, default=8, help="fsdp_step: layers per step")
+    parser.add_argument("--step-sizes", help="fsdp_step: bucket bytes per layer and buffer kind")
+    parser.add_argument("--gemm", help="fsdp_step: per-layer GEMM MxNxK")
+    parser.add_argument("--timeout", type=float, help="seconds before a stuck collective fails the run")
+    parser.add_argument("--no-check", action="store_true", help="skip verifying AG/RS outputs")
+    parser.add_argument("--out", help="run directory (default results/runs/<UTC timestamp>)")
+    return parser
+
+
+def default_ep(world_size: int) -> int:
+    """ep=2 from 4 ranks up, so that the expert group differs from the dense one."""
+    return 2 if world_size >= 4 and world_size % 2 == 0 else 1
+
+
+def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConfig:
+    args = build_parser().parse_args(argv)
+    defaults = DEFAULTS[backend]
+    if args.world_size is not None and args.world_size != world_size:
+        raise ConfigError(f"--world-size {args.world_size} does not match the {world_size} launched ranks")
+    if args.rank_offset:
+        raise ConfigError(f"--rank-offset {args.rank_offset}: a run's layout covers every launched "
+                          "rank, so the offset must be 0 (use agrs_bench.topology to explore offsets)")
+    layout = layout_from_args(args, world_size, default_ep=default_ep(world_size))
+    out = args.out or os.path.join(
+        "results", "runs", datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    return RunConfig(
+        layout=layout, backend=backend,
+        sizes_bytes=parse_sizes(args.sizes or defaults["sizes"]),
+        dtype=args.dtype,
+        modes=parse_choices(args.modes, MODES, "mode"),
+        buffers=parse_choices(args.buffers, BUFFERS, "buffer"),
+        sources=parse_choices(args.sources, SOURCES, "source"),
+        num_warmup=defaults["warmup"] if args.warmup is None else args.warmup,
+        num_samples=defaults["samples"] if args.iters is None else args.iters,
+        ops_per_sample=args.ops_per_sample,
+        target_sample_ms=defaults["target_sample_ms"] if args.sample_ms is None else args.sample_ms,
+        step_layers=args.layers,
+        step_sizes_bytes=parse_sizes(args.step_sizes or defaults["step_sizes"]),
+        gemm_mnk=parse_gemm(args.gemm or defaults["gemm"]),
+        out_dir=out,
+        timeout_s=defaults["timeout"] if args.timeout is None else args.timeout,
+        check=not args.no_check,
+        extra={"argv": list(argv)},
+    )

@@ -1,0 +1,150 @@
+"""Run configuration: frozen data, checked once at construction. Nothing else reads argv."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agrs_bench.errors import ConfigError
+from agrs_bench.groups import BUFFERS, SOURCES
+from agrs_bench.kernels import MODES
+from agrs_bench.layout import Layout
+
+UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1024**2, "MIB": 1024**2, "G": 1024**3,
+         "GIB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
+MAX_SIZE_BYTES = 1 << 40
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """'64MiB' -> 67108864. Binary units (KiB, MiB, GiB, or K/M/G); KB/MB/GB are decimal."""
+    match = _SIZE_RE.match(text)
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in UNITS:
+        raise ConfigError(f"size {text!r} is not a number with an optional unit (B, KiB, MiB, GiB)")
+    size = int(match.group(1)) * UNITS[unit]
+    if size <= 0:
+        raise ConfigError(f"size {text!r} must be positive")
+    if size > MAX_SIZE_BYTES:
+        raise ConfigError(f"size {text!r} is larger than 1 TiB")
+    return size
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """'1MiB,64MiB' or a geometric range 'START:END:xFACTOR' (END included when reached)."""
+    sizes: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if ":" in part:
+            pieces = part.split(":")
+            if len(pieces) != 3 or not re.fullmatch(r"x\d+", pieces[2].strip()):
+                raise ConfigError(f"size range {part!r} is not START:END:xFACTOR, e.g. 1MiB:1GiB:x4")
+            start, end, factor = parse_size(pieces[0]), parse_size(pieces[1]), int(pieces[2].strip()[1:])
+            if factor < 2 or end < start:
+                raise ConfigError(f"size range {part!r} needs END >= START and a factor >= 2")
+            size = start
+            while size <= end:
+                sizes.append(size)
+                size *= factor
+        else:
+            sizes.append(parse_size(part))
+    if not sizes:
+        raise ConfigError(f"sizes {text!r} name no size")
+    return tuple(dict.fromkeys(sizes))
+
+
+def parse_choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    for item in chosen:
+        if item not in allowed:
+            raise ConfigError(f"unknown {what} {item!r} (choose from {', '.join(allowed)})")
+    if not chosen:
+        raise ConfigError(f"{what}s {text!r} name nothing")
+    return chosen
+
+
+def parse_gemm(text: str) -> tuple[int, int, int]:
+    match = re.fullmatch(r"\s*(\d+)x(\d+)x(\d+)\s*", text)
+    if not match or min(int(g) for g in match.groups()) < 1:
+        raise ConfigError(f"gemm shape {text!r} is not MxNxK with positive sizes, e.g. 4096x4096x4096")
+    return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Everything one run measures and how."""
+
+    layout: Layout
+    """The parallel layout; its world size is the launched world."""
+    backend: Literal["nccl", "gloo"]
+    """nccl on GPUs, gloo on CPU."""
+    sizes_bytes: tuple[int, ...]
+    """Full (unsharded) buffer sizes of the ag/rs/ag_rs cells."""
+    dtype: Literal["bf16", "fp32"] = "bf16"
+    """Element type of every buffer."""
+    modes: tuple[str, ...] = ("ag", "rs", "ag_rs")
+    """Which kernels to time."""
+    buffers: tuple[str, ...] = BUFFERS
+    """Dense (sharded over dp_cp) and/or expert (sharded over expt_dp) buffers."""
+    sources: tuple[str, ...] = SOURCES
+    """Where the AG groups come from."""
+    num_warmup: int = 5
+    """Untimed iterations per cell."""
+    num_samples: int = 20
+    """Timed samples per cell."""
+    ops_per_sample: int = 0
+    """Back-to-back iterations per sample; 0 picks it from target_sample_ms."""
+    target_sample_ms: float = 2.0
+    """With ops_per_sample=0: aim for samples this long."""
+    step_layers: int = 8
+    """fsdp_step: number of layers."""
+    step_sizes_bytes: tuple[int, ...] = (64 * 1024**2,)
+    """fsdp_step: bucket bytes per layer and buffer kind."""
+    gemm_mnk: tuple[int, int, int] = (4096, 4096, 4096)
+    """fsdp_step: the per-layer GEMM shape M x N x K."""
+    out_dir: str = ""
+    """Run directory (results.json, results.csv, report.md)."""
+    timeout_s: float = 300.0
+    """Process-group timeout: a stuck collective fails the run after this long."""
+    check: bool = True
+    """Verify AG and RS outputs of every cell against the expected data."""
+    extra: dict = field(default_factory=dict)
+    """Free-form notes recorded in results (e.g. the command line)."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("nccl", "gloo"):
+            raise ConfigError(f"backend {self.backend!r} is not nccl or gloo")
+        if self.dtype not in ("bf16", "fp32"):
+            raise ConfigError(f"dtype {self.dtype!r} is not bf16 or fp32")
+        for what, chosen, allowed in (("mode", self.modes, MODES), ("buffer", self.buffers, BUFFERS),
+                                      ("source", self.sources, SOURCES)):
+            for item in chosen:
+                if item not in allowed:
+                    raise ConfigError(f"unknown {what} {item!r} (choose from {', '.join(allowed)})")
+        for name in ("num_samples", "step_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.num_warmup < 0 or self.ops_per_sample < 0:
+            raise ConfigError(f"warmup and ops-per-sample must be >= 0, got {self.num_warmup}, {self.ops_per_sample}")
+        if self.target_sample_ms <= 0:
+            raise ConfigError(f"target sample time must be > 0 ms, got {self.target_sample_ms}")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"timeout must be > 0 s, got {self.timeout_s}")
+
+    def cells(self) -> list[dict]:
+        """Every cell's params, in the order they are measured (size, buffer, source, mode)."""
+        cells = []
+        collective_modes = [m for m in self.modes if m != "fsdp_step"]
+        for size in self.sizes_bytes:
+            for buffer in self.buffers:
+                for source in self.sources:
+                    for mode in collective_modes:
+                        cells.append({"mode": mode, "buffer": buffer, "source": source,
+                                      "size_bytes": size, "dtype": self.dtype})
+        if "fsdp_step" in self.modes:
+            step_buffer = "+".join(self.buffers)
+            for size in self.step_sizes_bytes:
+                for source in self.sources:
+                    cells.append({"mode": "fsdp_step", "buffer": step_buffer, "source": source,
+                                  "size_bytes": size, "dtype": self.dtype})
+        return cells

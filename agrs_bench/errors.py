@@ -1,0 +1,36 @@
+"""The one way bad input leaves a command: a single line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, NoReturn
+
+EXIT_BAD_INPUT = 2
+
+
+class ConfigError(ValueError):
+    """Bad input from the user: a flag, a layout, a file. Its message names the bad value."""
+
+
+def fail(message: str, prog: str = "agrs_bench") -> NoReturn:
+    """Print `prog: error: message` as one line and exit with status 2."""
+    one_line = " ".join(str(message).split())
+    print(f"{prog}: error: {one_line}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
+def cli_entry(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a `main(argv) -> int`: a ConfigError becomes a one-line error and exit 2."""
+
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def wrapped(*args, **kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except ConfigError as err:
+                fail(str(err), prog)
+
+        return wrapped
+
+    return decorate

@@ -1,0 +1,47 @@
+"""Process groups per group source. Each source answers one question: which group does buffer
+kind K ("dense" or "expert") use for all-gather ("ag") and which for reduce-scatter ("rs")."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from agrs_bench.layout import Layout
+
+SOURCES = ("single_comm", "global_state", "pg_collection")
+BUFFERS = ("dense", "expert")
+RS_GROUP_KIND = {"dense": "dp_cp", "expert": "expt_dp"}
+
+
+class GroupSource(Protocol):
+    name: str
+
+    def group(self, buffer: str, op: str) -> Any:
+        """The process group that buffer kind `buffer` uses for op `op` ("ag" or "rs")."""
+
+
+def build_source(
+    name: str,
+    layout: Layout,
+    rank: int,
+    *,
+    make_group: Callable[[list[list[int]], int, str, str], Any],
+    ag_layout: Layout | None = None,
+) -> GroupSource:
+    """Create the groups of source `name` (collective: every rank, same order).
+
+    `make_group(rank_lists, rank, role, desc)` creates one group per rank list and returns this
+    rank's. `ag_layout` exists for tests only: it derives the AG groups from another layout, the
+    way Megatron's `create_all_gather_groups()` rebuilt them with a fixed order (upstream bug).
+    """
+    from agrs_bench.groups import global_state, pg_collection, single_comm
+
+    ag_layout = ag_layout or layout
+    if name == "single_comm":
+        return single_comm.build(layout, rank, make_group)
+    if name == "global_state":
+        global_state.initialize_model_parallel(
+            layout, rank, make_group, create_all_gather_group=True, ag_layout=ag_layout)
+        return global_state.GlobalStateSource()
+    if name == "pg_collection":
+        return pg_collection.build(layout, rank, make_group, ag_layout=ag_layout)
+    raise ValueError(f"unknown group source {name!r}")

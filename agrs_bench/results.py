@@ -1,0 +1,137 @@
+"""Write a run directory: cells.jsonl as cells finish, then results.json, results.csv. Rank 0 only.
+
+Every final file is written atomically (a temporary file, then a rename), so a reader never sees
+half a file; cells.jsonl is appended and flushed per cell, so a crash loses no finished cell.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from typing import Any, Iterable
+
+from agrs_bench import measures, schema, stats
+
+CELLS_FILE = "cells.jsonl"
+RESULTS_FILE = "results.json"
+CSV_FILE = "results.csv"
+
+
+def write_atomic(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_sample: int,
+                   extra_info: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    data = [float(x) for x in samples_s]
+    block = dict(stats.summarize(data), data=data, iterations=ops_per_sample)
+    median = block["median"]
+    extra = dict(extra_info)
+    if params["mode"] in measures.BUS_FACTOR_OPS:
+        extra["algbw_gbps"] = measures.algbw_gbps(params["mode"], params["size_bytes"], median)
+        extra["busbw_gbps"] = measures.busbw_gbps(params["mode"], params["size_bytes"], median,
+                                                  params["group_size"])
+    extra["ops_per_sample"] = ops_per_sample
+    return schema.benchmark_entry(params, block, extra, options)
+
+
+def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
+    with open(os.path.join(run_dir, CELLS_FILE), "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(benchmark) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_cells(run_dir: str) -> list[dict[str, Any]]:
+    """Finished cells of a run; a last line cut short by a crash is ignored."""
+    path = os.path.join(run_dir, CELLS_FILE)
+    if not os.path.exists(path):
+        return []
+    cells = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                cells.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return cells
+
+
+def derive(benchmarks: list[dict[str, Any]]) -> None:
+    """Add the cross-cell measures of `ag_rs` cells in place: overlap efficiency (needs the same
+    source's ag and rs cells) and speedup over single_comm (needs its ag_rs cell)."""
+    median = {schema.cell_key(b["params"]): b["stats"]["median"] for b in benchmarks}
+    for bench in benchmarks:
+        params = bench["params"]
+        if params["mode"] != "ag_rs":
+            continue
+        key = schema.cell_key(params)
+        t_ag = median.get(("ag",) + key[1:])
+        t_rs = median.get(("rs",) + key[1:])
+        t_pair = bench["stats"]["median"]
+        if t_ag and t_rs:
+            bench["extra_info"]["overlap_efficiency"] = measures.overlap_efficiency(t_ag, t_rs, t_pair)
+            bench["extra_info"]["serial_sum_s"] = t_ag + t_rs
+        t_single = median.get((key[0], key[1], "single_comm") + key[3:])
+        if t_single:
+            bench["extra_info"]["speedup_vs_single_comm"] = measures.speedup(t_single, t_pair)
+
+
+def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, Any],
+                   commit_info: dict[str, Any], config: dict[str, Any],
+                   missing_cells: list[str], started_utc: str) -> dict[str, Any]:
+    benchmarks = [json.loads(json.dumps(b)) for b in benchmarks]  # derive() must not touch callers'
+    derive(benchmarks)
+    try:
+        from importlib.metadata import version
+        pb_version = version("pytest-benchmark")
+    except Exception:  # the document stays valid without it
+        pb_version = "5.0.0"
+    return {
+        "machine_info": machine_info,
+        "commit_info": commit_info,
+        "benchmarks": benchmarks,
+        "datetime": started_utc,
+        "version": pb_version,
+        "agrs_bench": {
+            "schema_version": schema.SCHEMA_VERSION,
+            "complete": not missing_cells,
+            "missing_cells": list(missing_cells),
+            "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "config": config,
+        },
+    }
+
+
+def to_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One tidy row per cell: params, the usual stats, and every scalar of extra_info."""
+    rows = []
+    for bench in doc["benchmarks"]:
+        row = dict(bench["params"])
+        for key in ("median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "iterations"):
+            row[f"{key}_s" if key not in ("rounds", "iterations") else key] = bench["stats"][key]
+        for key, value in bench["extra_info"].items():
+            if isinstance(value, (int, float, str, bool)) or value is None:
+                row[key] = value
+        rows.append(row)
+    return rows
+
+
+def write_run(run_dir: str, doc: dict[str, Any]) -> None:
+    import pandas as pd
+
+    write_atomic(os.path.join(run_dir, RESULTS_FILE), json.dumps(doc, indent=1) + "\n")
+    write_atomic(os.path.join(run_dir, CSV_FILE), pd.DataFrame(to_rows(doc)).to_csv(index=False))

@@ -1,0 +1,95 @@
+"""Timing: warm up, agree on the loop, take raw per-sample times, max over ranks.
+
+A sample spans `ops_per_sample` back-to-back iterations between one pair of timers, which
+amortises the host's launch overhead the way nccl-tests does; the sample's time is divided by
+that count, so every sample is seconds per iteration. Every rank runs the same loop: the count is
+computed from the slowest rank's estimate, which all ranks receive through one all-reduce.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+
+from agrs_bench.device import Issued
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimingPlan:
+    """How one cell is timed."""
+
+    num_warmup: int
+    """Untimed iterations before the estimate (communicator set-up, caches, clocks)."""
+    num_samples: int
+    """Timed samples kept as raw data."""
+    ops_per_sample: int = 0
+    """Back-to-back iterations per sample; 0 picks it from `target_sample_s`."""
+    target_sample_s: float = 1e-3
+    """With ops_per_sample=0: aim for samples this long."""
+    max_ops_per_sample: int = 100
+    """With ops_per_sample=0: never more iterations per sample than this."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Raw seconds per iteration, one per sample, each the max over ranks."""
+
+    per_iter_s: tuple[float, ...]
+    ops_per_sample: int
+
+
+def _run(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...], count: int) -> None:
+    pending: list[Issued] = []
+    dev.fork(roles)
+    for _ in range(count):
+        iteration(pending)
+    dev.join(pending)
+
+
+def _max_over_ranks(values: list[float], device) -> list[float]:
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.cpu().tolist()
+
+
+def choose_ops_per_sample(plan: TimingPlan, estimate_s: float) -> int:
+    if plan.ops_per_sample:
+        return plan.ops_per_sample
+    if estimate_s <= 0:
+        return plan.max_ops_per_sample
+    return max(1, min(plan.max_ops_per_sample, math.ceil(plan.target_sample_s / estimate_s)))
+
+
+def time_one(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...], count: int) -> float:
+    """Seconds per iteration of `count` back-to-back iterations on this rank (synchronizes)."""
+    start, end = dev.timer(), dev.timer()
+    dev.sample_start()
+    start.record()
+    _run(dev, iteration, roles, count)
+    end.record()
+    dev.synchronize()
+    return start.elapsed_s(end) / count
+
+
+def measure(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...],
+            plan: TimingPlan) -> Samples:
+    """Warm up, estimate, then time `plan.num_samples` samples; synchronizes once at the end."""
+    _run(dev, iteration, roles, plan.num_warmup)
+    dev.synchronize()
+    estimate_s = _max_over_ranks([time_one(dev, iteration, roles, 2)], dev.device)[0]
+    ops = choose_ops_per_sample(plan, estimate_s)
+    timers = []
+    for _ in range(plan.num_samples):
+        start, end = dev.timer(), dev.timer()
+        dev.sample_start()
+        start.record()
+        _run(dev, iteration, roles, ops)
+        end.record()
+        timers.append((start, end))
+    dev.synchronize()
+    mine = [start.elapsed_s(end) / ops for start, end in timers]
+    return Samples(tuple(_max_over_ranks(mine, dev.device)), ops)

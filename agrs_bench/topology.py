@@ -1,0 +1,60 @@
+"""`python -m agrs_bench.topology`: print the rank lists of every group of a layout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from agrs_bench.errors import cli_entry
+from agrs_bench.layout import DEFAULT_ORDER, Layout
+
+
+def add_layout_flags(parser: argparse.ArgumentParser, *, world_size_required: bool) -> None:
+    """The layout flags, shared by `topology` and `run` so that both spell them the same."""
+    parser.add_argument("--world-size", type=int, required=world_size_required,
+                        default=None, help="ranks the layout covers")
+    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel size")
+    parser.add_argument("--cp", type=int, default=1, help="context-parallel size")
+    parser.add_argument("--ep", type=int, default=None, help="expert-parallel size")
+    parser.add_argument("--etp", type=int, default=None, help="expert tensor-parallel size (default: tp)")
+    parser.add_argument("--pp", type=int, default=1, help="pipeline-parallel size")
+    parser.add_argument("--order", default=DEFAULT_ORDER, help="axis order, leftmost varies fastest")
+    parser.add_argument("--rank-offset", type=int, default=0, help="global rank of the first rank")
+
+
+def layout_from_args(args: argparse.Namespace, world_size: int, default_ep: int = 1) -> Layout:
+    return Layout(
+        world_size=world_size, tp=args.tp, cp=args.cp,
+        ep=default_ep if args.ep is None else args.ep, etp=args.etp, pp=args.pp,
+        order=args.order, rank_offset=args.rank_offset,
+    )
+
+
+def render_table(layout: Layout) -> str:
+    lines = [f"layout: {json.dumps(layout.describe())}"]
+    for grid, groups in layout.groups().items():
+        for name, lists in groups.items():
+            lines.append(f"{grid:<7} {name:<8} " + " ".join(str(g).replace(" ", "") for g in lists))
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, as for every other bad input
+        from agrs_bench.errors import fail
+        fail(message, self.prog)
+
+
+@cli_entry("agrs_bench.topology")
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="agrs_bench.topology", description=__doc__)
+    add_layout_flags(parser, world_size_required=True)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    layout = layout_from_args(args, args.world_size)
+    print(json.dumps(layout.groups()) if args.json else render_table(layout))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

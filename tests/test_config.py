@@ -1,0 +1,58 @@
+"""Pure tests of flag parsing into RunConfig."""
+
+import pytest
+
+from agrs_bench.cli import parse_run_args
+from agrs_bench.config import parse_sizes, parse_size
+from agrs_bench.errors import ConfigError
+
+
+def test_sizes_list_and_range():
+    assert parse_sizes("1MiB,64MiB") == (1 << 20, 64 << 20)
+    assert parse_sizes("1MiB:1GiB:x4") == tuple((1 << 20) * 4**i for i in range(6))
+    assert parse_sizes("1KiB:10KiB:x2") == (1024, 2048, 4096, 8192)
+    assert parse_size("512") == 512 and parse_size("1GB") == 10**9
+
+
+@pytest.mark.parametrize("text", ["", "abc", "0", "-1MiB", "1XB", "1MiB:1KiB:x2", "1MiB:4MiB", "1MiB:4MiB:x1", "2TiB"])
+def test_bad_sizes(text):
+    with pytest.raises(ConfigError):
+        parse_sizes(text)
+
+
+def test_defaults_follow_the_backend():
+    gpu = parse_run_args([], world_size=4, backend="nccl")
+    cpu = parse_run_args([], world_size=2, backend="gloo")
+    assert gpu.sizes_bytes[0] == 1 << 20 and gpu.sizes_bytes[-1] == 1 << 30
+    assert max(cpu.sizes_bytes) <= 1 << 20
+    assert gpu.layout.ep == 2 and cpu.layout.ep == 1  # ep=2 from 4 ranks on
+    assert set(gpu.sources) == {"single_comm", "global_state", "pg_collection"}
+    assert set(gpu.modes) >= {"ag", "rs", "ag_rs"}
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--modes", "ag,bogus"], "'bogus'"),
+    (["--sources", "nope"], "'nope'"),
+    (["--buffers", "sparse"], "'sparse'"),
+    (["--dtype", "fp8"], "'fp8'"),
+    (["--iters", "0"], "got 0"),
+    (["--warmup", "-1"], "-1"),
+    (["--world-size", "3"], "--world-size 3"),
+    (["--tp", "3"], "tp*cp*pp"),
+    (["--gemm", "12x12"], "'12x12'"),
+    (["--timeout", "0"], "got 0"),
+    (["--rank-offset", "2"], "--rank-offset 2"),
+    (["--frobnicate"], "--frobnicate"),
+])
+def test_bad_flags_name_the_value(argv, needle):
+    with pytest.raises(ConfigError) as info:
+        parse_run_args(argv, world_size=4, backend="gloo")
+    assert needle in str(info.value)
+
+
+def test_cells_cover_modes_buffers_sources_sizes():
+    cfg = parse_run_args(["--sizes", "1KiB,2KiB", "--modes", "ag,ag_rs,fsdp_step"], world_size=2, backend="gloo")
+    cells = cfg.cells()
+    collective = [c for c in cells if c["mode"] != "fsdp_step"]
+    assert len(collective) == 2 * 2 * 3 * 2
+    assert len([c for c in cells if c["mode"] == "fsdp_step"]) == 3

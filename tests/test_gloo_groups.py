@@ -1,0 +1,52 @@
+"""Real gloo process groups on CPU: outputs, the groups each source hands out, membership."""
+
+import pytest
+
+from tests.gloo_harness import run_gloo
+from tests.gloo_workers import collectives_per_source, membership_with_ag_layout
+
+pytestmark = pytest.mark.gloo
+
+
+@pytest.mark.parametrize("world, layout_kwargs", [
+    (2, {}),
+    (4, {"ep": 2}),
+    (8, {"tp": 2, "ep": 2}),
+])
+def test_outputs_and_groups_per_source(world, layout_kwargs):
+    reports = run_gloo(world, collectives_per_source, layout_kwargs, 4096 + 6, "bf16")
+    for rank, report in enumerate(reports):
+        for (source, kind), seen in report.items():
+            assert seen["ag_ok"] and seen["rs_ok"], (rank, source, kind)
+            assert seen["ag_ranks"] == seen["rs_ranks"], (rank, source, kind)
+        # single_comm: one communicator for both ops, dense and expert.
+        assert report[("single_comm", "dense")]["same_group"]
+        assert report[("single_comm", "expert")]["same_group"]
+        # global_state: a separate dense AG group, none for experts.
+        assert not report[("global_state", "dense")]["same_group"]
+        assert report[("global_state", "expert")]["same_group"]
+        # pg_collection: separate AG groups for both.
+        assert not report[("pg_collection", "dense")]["same_group"]
+        assert not report[("pg_collection", "expert")]["same_group"]
+
+
+def test_expert_group_differs_from_dense_at_8_ranks():
+    reports = run_gloo(8, collectives_per_source, {"tp": 2, "ep": 2}, 1024, "fp32")
+    assert reports[0][("pg_collection", "dense")]["rs_ranks"] == [0, 2, 4, 6]
+    assert reports[0][("pg_collection", "expert")]["rs_ranks"] == [0, 4]
+
+
+@pytest.mark.parametrize("source", ["pg_collection", "global_state"])
+def test_membership_check_refuses_ag_groups_of_another_order(source):
+    # Megatron's create_all_gather_groups() rebuilt AG groups with the default order: with
+    # order tp-pp-dp the DP groups are [0,4].., the rebuilt AG groups [0,2]..
+    errors = run_gloo(8, membership_with_ag_layout, {"tp": 2, "pp": 2, "order": "tp-pp-dp"},
+                      {"tp": 2, "pp": 2}, source)
+    assert all(errors), errors
+    assert "rank 0" in errors[0] and "[0, 2]" in errors[0] and "[0, 4]" in errors[0]
+    assert errors[0] == errors[5]  # every rank stops with the same message
+
+
+def test_membership_check_passes_for_the_same_layout():
+    errors = run_gloo(4, membership_with_ag_layout, {"ep": 2}, {"ep": 2}, "pg_collection")
+    assert errors == [None] * 4
