@@ -10,9 +10,10 @@ import torch.distributed as dist
 
 from agrs_bench import buffers as bufs
 from agrs_bench.config import RunConfig
-from agrs_bench.kernels import CollectiveKernel
+from agrs_bench import measures
+from agrs_bench.kernels import CollectiveKernel, all_gather, reduce_scatter
 from agrs_bench.step import FsdpStepKernel, Gemm
-from agrs_bench.timing import Samples, TimingPlan, measure
+from agrs_bench.timing import Samples, TimingPlan, measure, measure_graph, time_back_to_back
 
 
 class OutputCheckError(RuntimeError):
@@ -46,17 +47,38 @@ def agree_on_check(cell: str, rank: int, mine: list[str]) -> None:
         raise OutputCheckError(f"output check failed in cell {cell}: " + "; ".join(wrong[:4]))
 
 
+def _timed(dev, cell: dict, kernel, plan: TimingPlan) -> Samples:
+    timer = measure_graph if cell.get("exec") == "graph" else measure
+    return timer(dev, kernel, kernel.roles, plan)
+
+
+def reference(dev, cell: dict, buf: bufs.ShardedBuffer, group) -> dict[str, Any]:
+    """nccl-tests' method on the same buffer and group: 20 ops on one stream per event pair."""
+    if cell["mode"] == "ag":
+        per_op = time_back_to_back(dev, lambda: all_gather(buf.param_full, buf.param_shard, group=group))
+    else:
+        per_op = time_back_to_back(dev, lambda: reduce_scatter(buf.grad_shard, buf.grad_full, group=group))
+    median_s = statistics.median(per_op)
+    return {"reference_method": "20 back-to-back ops per event pair, one stream, median of 5",
+            "reference_s": median_s,
+            "reference_busbw_gbps": measures.busbw_gbps(cell["mode"], cell["size_bytes"], median_s,
+                                                        len(buf.group_ranks))}
+
+
 def measure_collective(dev, cfg: RunConfig, cell: dict, cell_name: str, source, buf: bufs.ShardedBuffer,
-                       rank: int) -> Samples:
-    kernel = CollectiveKernel(dev, cell["mode"], buf, source.group(cell["buffer"], "ag"),
-                              source.group(cell["buffer"], "rs"))
+                       rank: int) -> tuple[Samples, dict[str, Any]]:
+    ag_group, rs_group = source.group(cell["buffer"], "ag"), source.group(cell["buffer"], "rs")
+    kernel = CollectiveKernel(dev, cell["mode"], buf, ag_group, rs_group)
     base = bufs.pattern_base(cell["buffer"], cell["source"])
     if cfg.check:
         bufs.fill_for_check(buf, rank, base)
-    samples = measure(dev, kernel, kernel.roles, plan_of(cfg))
+    samples = _timed(dev, cell, kernel, plan_of(cfg))
     if cfg.check:
         agree_on_check(cell_name, rank, _problems(buf, cell["mode"], rank, base))
-    return samples
+    extra: dict[str, Any] = {}
+    if cfg.reference and cell["mode"] in ("ag", "rs") and cell.get("exec", "eager") == "eager":
+        extra = reference(dev, cell, buf, ag_group if cell["mode"] == "ag" else rs_group)
+    return samples, extra
 
 
 def make_step_layers(cfg: RunConfig, size_bytes: int, group_ranks: dict[str, list[int]], device
@@ -78,9 +100,10 @@ def measure_step(dev, cfg: RunConfig, cell: dict, cell_name: str, source,
             for kind, buf in layer.items():
                 bufs.fill_for_check(buf, rank, base[kind])
     by_variant = {}
+    eager = cell.get("exec", "eager") == "eager"
     for variant in ("step", "compute_only", "comm_only"):
-        kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant)
-        samples = measure(dev, kernel, kernel.roles, plan)
+        kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant, time_compute=eager)
+        samples = _timed(dev, cell, kernel, plan)
         by_variant[variant] = (samples, kernel)
         if variant == "step" and cfg.check:
             found = [f"layer {i} {kind}: {p}" for i, layer in enumerate(layers)
@@ -91,11 +114,12 @@ def measure_step(dev, cfg: RunConfig, cell: dict, cell_name: str, source,
     step_s = statistics.median(step.per_iter_s)
     compute_only_s = statistics.median(by_variant["compute_only"][0].per_iter_s)
     comm_only_s = statistics.median(by_variant["comm_only"][0].per_iter_s)
-    # GEMM time inside the step, per rank, then the slowest rank's, as for every other time.
-    compute_in_step = torch.tensor([statistics.median(step_kernel.compute_s(calls))],
-                                   dtype=torch.float64, device=dev.device)
-    dist.all_reduce(compute_in_step, op=dist.ReduceOp.MAX)
-    compute_in_step_s = float(compute_in_step.item())
+    compute_in_step_s = None
+    if eager:  # GEMM time inside the step, per rank, then the slowest rank's, as for every time
+        compute_in_step = torch.tensor([statistics.median(step_kernel.compute_s(calls))],
+                                       dtype=torch.float64, device=dev.device)
+        dist.all_reduce(compute_in_step, op=dist.ReduceOp.MAX)
+        compute_in_step_s = float(compute_in_step.item())
     extra = {
         "layers": cfg.step_layers,
         "gemm_mnk": list(cfg.gemm_mnk),
@@ -104,7 +128,7 @@ def measure_step(dev, cfg: RunConfig, cell: dict, cell_name: str, source,
         "exposed_comm_s": step_s - compute_only_s,
         "exposed_comm_fraction": (step_s - compute_only_s) / comm_only_s if comm_only_s else None,
         "compute_in_step_s": compute_in_step_s,
-        "compute_slowdown": compute_in_step_s / compute_only_s if compute_only_s else None,
+        "compute_slowdown": compute_in_step_s / compute_only_s if compute_only_s and compute_in_step_s else None,
         "compute_only_data": list(by_variant["compute_only"][0].per_iter_s),
         "comm_only_data": list(by_variant["comm_only"][0].per_iter_s),
     }

@@ -10,6 +10,7 @@ from agrs_bench.config import RunConfig, parse_choices, parse_gemm, parse_sizes
 from agrs_bench.errors import ConfigError
 from agrs_bench.groups import BUFFERS, SOURCES
 from agrs_bench.kernels import MODES
+from agrs_bench.nccl_options import parse_nccl_options
 from agrs_bench.topology import add_layout_flags, layout_from_args
 
 # Defaults that serve: a full sweep on GPUs; on CPU, small enough to end in about a minute.
@@ -46,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gemm", help="fsdp_step: per-layer GEMM MxNxK")
     parser.add_argument("--timeout", type=float, help="seconds before a stuck collective fails the run")
     parser.add_argument("--no-check", action="store_true", help="skip verifying AG/RS outputs")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the nccl-tests-style back-to-back reference of ag and rs")
+    parser.add_argument("--graph", action="store_true",
+                        help="also measure every cell captured in a CUDA graph (NCCL only)")
+    parser.add_argument("--ag-nccl-options", default="default",
+                        help="AG groups' NCCL options: high_priority,min_ctas=N,max_ctas=N,cga_cluster_size=N")
+    parser.add_argument("--rs-nccl-options", default="default", help="RS groups' NCCL options (same keys)")
+    parser.add_argument("--sweep-nccl-options", action="store_true",
+                        help="measure pg_collection under a grid of AG/RS NCCL options")
     parser.add_argument("--out", help="run directory (default results/runs/<UTC timestamp>)")
     return parser
 
@@ -83,5 +93,10 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         out_dir=out,
         timeout_s=defaults["timeout"] if args.timeout is None else args.timeout,
         check=not args.no_check,
+        reference=not args.no_reference,
+        graph=args.graph,
+        ag_options=parse_nccl_options(args.ag_nccl_options),
+        rs_options=parse_nccl_options(args.rs_nccl_options),
+        sweep_nccl_options=args.sweep_nccl_options,
         extra={"argv": list(argv)},
     )

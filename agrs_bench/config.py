@@ -10,6 +10,7 @@ from agrs_bench.errors import ConfigError
 from agrs_bench.groups import BUFFERS, SOURCES
 from agrs_bench.kernels import MODES
 from agrs_bench.layout import Layout
+from agrs_bench.nccl_options import SWEEP_GRID, NcclOptions, pair_label
 
 UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1024**2, "MIB": 1024**2, "G": 1024**3,
          "GIB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
@@ -108,6 +109,16 @@ class RunConfig:
     """Process-group timeout: a stuck collective fails the run after this long."""
     check: bool = True
     """Verify AG and RS outputs of every cell against the expected data."""
+    reference: bool = True
+    """Also time ag and rs the way nccl-tests does (N ops between one event pair, one stream)."""
+    graph: bool = False
+    """Also measure every cell with its timed iterations captured in one CUDA graph."""
+    ag_options: NcclOptions = NcclOptions()
+    """NCCL options of the AG groups."""
+    rs_options: NcclOptions = NcclOptions()
+    """NCCL options of the RS (DP) groups."""
+    sweep_nccl_options: bool = False
+    """Measure pg_collection under every (AG, RS) options pair of nccl_options.SWEEP_GRID."""
     extra: dict = field(default_factory=dict)
     """Free-form notes recorded in results (e.g. the command line)."""
 
@@ -130,21 +141,35 @@ class RunConfig:
             raise ConfigError(f"target sample time must be > 0 ms, got {self.target_sample_ms}")
         if self.timeout_s <= 0:
             raise ConfigError(f"timeout must be > 0 s, got {self.timeout_s}")
+        if self.backend != "nccl":
+            if self.graph:
+                raise ConfigError("--graph needs CUDA and NCCL; this run uses gloo on CPU")
+            if self.sweep_nccl_options or not (self.ag_options.is_default and self.rs_options.is_default):
+                raise ConfigError("NCCL options need the nccl backend; this run uses gloo on CPU "
+                                  f"(ag: {self.ag_options.label()}, rs: {self.rs_options.label()})")
+        if self.sweep_nccl_options and "pg_collection" not in self.sources:
+            raise ConfigError("--sweep-nccl-options sweeps pg_collection, which --sources leaves out")
+
+    def option_pairs(self, source: str) -> list[tuple[NcclOptions, NcclOptions]]:
+        """The (AG, RS) options each source is measured under."""
+        if self.sweep_nccl_options and source == "pg_collection":
+            return list(SWEEP_GRID)
+        return [(self.ag_options, self.rs_options)]
 
     def cells(self) -> list[dict]:
-        """Every cell's params, in the order they are measured (size, buffer, source, mode)."""
-        cells = []
+        """Every cell's params, in measuring order: size, buffer, source, options, exec, mode."""
+        execs = ("eager", "graph") if self.graph else ("eager",)
         collective_modes = [m for m in self.modes if m != "fsdp_step"]
-        for size in self.sizes_bytes:
-            for buffer in self.buffers:
-                for source in self.sources:
-                    for mode in collective_modes:
-                        cells.append({"mode": mode, "buffer": buffer, "source": source,
-                                      "size_bytes": size, "dtype": self.dtype})
+        plan = [(size, buffer, collective_modes) for size in self.sizes_bytes for buffer in self.buffers]
         if "fsdp_step" in self.modes:
-            step_buffer = "+".join(self.buffers)
-            for size in self.step_sizes_bytes:
-                for source in self.sources:
-                    cells.append({"mode": "fsdp_step", "buffer": step_buffer, "source": source,
-                                  "size_bytes": size, "dtype": self.dtype})
+            plan += [(size, "+".join(self.buffers), ["fsdp_step"]) for size in self.step_sizes_bytes]
+        cells = []
+        for size, buffer, modes in plan:
+            for source in self.sources:
+                for ag, rs in self.option_pairs(source):
+                    for exec_mode in execs:
+                        for mode in modes:
+                            cells.append({"mode": mode, "buffer": buffer, "source": source,
+                                          "size_bytes": size, "dtype": self.dtype, "exec": exec_mode,
+                                          "nccl_options": pair_label(ag, rs)})
         return cells

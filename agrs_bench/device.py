@@ -111,12 +111,14 @@ class CudaHandle:
     backend = "nccl"
     is_cuda = True
 
-    def __init__(self, device: torch.device, stream_priority: int = 0) -> None:
+    def __init__(self, device: torch.device, high_priority_roles: tuple[str, ...] = ()) -> None:
         self.device = device
         with torch.cuda.device(device):
             # One stream per role, created once: AG and RS must be able to run at the same time
-            # (on two communicators), and compute must be able to run beside both.
-            self.streams = {name: torch.cuda.Stream(device, priority=stream_priority) for name in ROLES}
+            # (on two communicators), and compute must be able to run beside both. A role whose
+            # communicators ask for a high-priority stream gets it here, where its kernels run.
+            self.streams = {name: torch.cuda.Stream(device, priority=-1 if name in high_priority_roles else 0)
+                            for name in ROLES}
 
     @contextlib.contextmanager
     def role(self, name: str) -> Iterator[None]:
@@ -165,9 +167,10 @@ class CudaHandle:
         torch.cuda.synchronize(self.device)
 
 
-def make_handle(backend: str, local_rank: int) -> CpuHandle | CudaHandle:
+def make_handle(backend: str, local_rank: int, high_priority_roles: tuple[str, ...] = ()
+                ) -> CpuHandle | CudaHandle:
     if backend == "nccl":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-        return CudaHandle(device)
+        return CudaHandle(device, high_priority_roles)
     return CpuHandle()

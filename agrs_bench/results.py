@@ -44,6 +44,16 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
         extra["algbw_gbps"] = measures.algbw_gbps(params["mode"], params["size_bytes"], median)
         extra["busbw_gbps"] = measures.busbw_gbps(params["mode"], params["size_bytes"], median,
                                                   params["group_size"])
+    if extra.get("reference_busbw_gbps"):
+        extra["busbw_vs_reference"] = extra["busbw_gbps"] / extra["reference_busbw_gbps"]
+    if params["mode"] == "ag_rs" and extra.get("link_gbps_per_direction"):
+        floor_s = measures.link_floor_s("ag_rs", params["size_bytes"], params["group_size"],
+                                        extra["link_gbps_per_direction"])
+        extra["link_floor_s"] = floor_s
+        extra["time_over_link_floor"] = median / floor_s
+    if extra.get("telemetry", {}).get("throttled"):
+        extra.setdefault("warnings", []).append(
+            "GPU clocks were throttled during this cell: " + ", ".join(extra["telemetry"]["clock_event_reasons"]))
     extra["ops_per_sample"] = ops_per_sample
     return schema.benchmark_entry(params, block, extra, options)
 
@@ -80,12 +90,13 @@ def derive(benchmarks: list[dict[str, Any]]) -> None:
             continue
         key = schema.cell_key(params)
         t_ag = median.get(("ag",) + key[1:])
-        t_rs = median.get(("rs",) + key[1:])
+        t_rs = median.get(("rs",) + key[1:])  # same buffer, source, size, dtype, exec, options
         t_pair = bench["stats"]["median"]
         if t_ag and t_rs:
             bench["extra_info"]["overlap_efficiency"] = measures.overlap_efficiency(t_ag, t_rs, t_pair)
             bench["extra_info"]["serial_sum_s"] = t_ag + t_rs
-        t_single = median.get((key[0], key[1], "single_comm") + key[3:])
+        # single_comm on default options and the same exec mode is the reference.
+        t_single = median.get((key[0], key[1], "single_comm") + key[3:6] + ("default",))
         if t_single:
             bench["extra_info"]["speedup_vs_single_comm"] = measures.speedup(t_single, t_pair)
 

@@ -19,13 +19,14 @@ import torch.distributed as dist
 
 from agrs_bench import buffers as bufs
 from agrs_bench import cells as cellmod
-from agrs_bench import distributed, machine, results, schema
+from agrs_bench import distributed, machine, results, schema, telemetry
 from agrs_bench.cli import parse_run_args
 from agrs_bench.config import RunConfig
 from agrs_bench.device import make_handle
 from agrs_bench.errors import EXIT_BAD_INPUT, ConfigError, fail
 from agrs_bench.groups import RS_GROUP_KIND, build_source
 from agrs_bench.groups.membership import check_membership
+from agrs_bench.nccl_options import pair_label
 from agrs_bench.step import Gemm
 
 PROG = "agrs_bench.run"
@@ -67,59 +68,98 @@ def config_record(cfg: RunConfig) -> dict[str, Any]:
         "target_sample_ms": cfg.target_sample_ms, "step_layers": cfg.step_layers,
         "step_sizes_bytes": list(cfg.step_sizes_bytes), "gemm_mnk": list(cfg.gemm_mnk),
         "timeout_s": cfg.timeout_s, "check": cfg.check, "layout": cfg.layout.describe(),
+        "reference": cfg.reference, "graph": cfg.graph, "ag_options": cfg.ag_options.label(),
+        "rs_options": cfg.rs_options.label(), "sweep_nccl_options": cfg.sweep_nccl_options,
         "argv": cfg.extra.get("argv", []),
     }
 
 
-def measure_all(cfg: RunConfig, info: distributed.DistInfo, dev, sources: dict, finished: list) -> None:
+class Fixtures:
+    """What cells share: device handles and group sources per NCCL options pair, created once,
+    collectively, in the same order on every rank."""
+
+    def __init__(self, cfg: RunConfig, info: distributed.DistInfo) -> None:
+        self.handles: dict[str, Any] = {}
+        self.sources: dict[tuple[str, str], Any] = {}
+        for name in cfg.sources:
+            for ag, rs in cfg.option_pairs(name):
+                label = pair_label(ag, rs)
+                options = {"ag": ag, "rs": rs}
+                if label not in self.handles:
+                    high = tuple(role for role, opt in options.items() if opt.high_priority)
+                    self.handles[label] = make_handle(info.backend, info.local_rank, high)
+                make_group = distributed.group_maker(
+                    cfg.timeout_s, lambda role, o=options: o[role].to_process_group_options())
+                self.sources[(name, label)] = build_source(name, cfg.layout, info.rank, make_group=make_group)
+        self.default_handle = next(iter(self.handles.values()))
+
+
+def _allocate(cfg: RunConfig, cell: dict, group_ranks: dict, dev) -> Any:
+    if dev.is_cuda:
+        torch.cuda.empty_cache()
+    if cell["mode"] == "fsdp_step":
+        m, n, k = cfg.gemm_mnk
+        return (cellmod.make_step_layers(cfg, cell["size_bytes"], group_ranks, dev.device),
+                Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], dev.device))
+    return bufs.make_buffer(cell["buffer"], cell["size_bytes"], bufs.DTYPES[cfg.dtype],
+                           group_ranks[cell["buffer"]], dev.device)
+
+
+def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, context: dict,
+                finished: list) -> None:
     """Every cell in order; each finished cell goes to `finished` and (rank 0) to cells.jsonl."""
     rank, layout = info.rank, cfg.layout
     group_ranks = {kind: layout.group_of(RS_GROUP_KIND[kind], rank) for kind in cfg.buffers}
     todo = cfg.cells()
-    timer_name = "cuda_event" if dev.is_cuda else "perf_counter"
+    uuid = context["machine_info"]["devices"][rank].get("uuid")
+    link_gbps = context["machine_info"].get("topology", {}).get("link_gbps_per_direction")
     allocated: dict[tuple, Any] = {}
     for index, cell in enumerate(todo, start=1):
         params = dict(cell, world_size=info.world_size)
         name = schema.cell_id(params)
-        source = sources[cell["source"]]
+        source = fixtures.sources[(cell["source"], cell["nccl_options"])]
+        dev = fixtures.handles[cell["nccl_options"]]
         key = (cell["mode"] == "fsdp_step", cell["buffer"], cell["size_bytes"])
         if key not in allocated:
             allocated.clear()  # one size at a time on the device
-            if dev.is_cuda:
-                torch.cuda.empty_cache()
+            allocated[key] = _allocate(cfg, cell, group_ranks, dev)
+        with telemetry.CellSampler(uuid if dev.is_cuda else None) as sampler:
             if cell["mode"] == "fsdp_step":
-                m, n, k = cfg.gemm_mnk
-                allocated[key] = (cellmod.make_step_layers(cfg, cell["size_bytes"], group_ranks, dev.device),
-                                  Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], dev.device))
+                layers, gemm = allocated[key]
+                samples, extra = cellmod.measure_step(dev, cfg, cell, name, source, layers, gemm, rank)
+                params["group_size"] = len(group_ranks[cfg.buffers[0]])
+                extra["group_ranks"] = group_ranks
             else:
-                allocated[key] = bufs.make_buffer(cell["buffer"], cell["size_bytes"], bufs.DTYPES[cfg.dtype],
-                                                  group_ranks[cell["buffer"]], dev.device)
-        extra: dict[str, Any] = {}
-        if cell["mode"] == "fsdp_step":
-            layers, gemm = allocated[key]
-            samples, extra = cellmod.measure_step(dev, cfg, cell, name, source, layers, gemm, rank)
-            params["group_size"] = len(group_ranks[cfg.buffers[0]])
-            extra["group_sizes"] = {kind: len(r) for kind, r in group_ranks.items()}
-        else:
-            buf = allocated[key]
-            samples = cellmod.measure_collective(dev, cfg, cell, name, source, buf, rank)
-            params["group_size"] = len(buf.group_ranks)
-            extra["shard_bytes"] = buf.param_shard.numel() * buf.param_shard.element_size()
-        extra["group_ranks"] = {kind: r for kind, r in group_ranks.items()} if cell["mode"] == "fsdp_step" \
-            else buf.group_ranks
+                buf = allocated[key]
+                samples, extra = cellmod.measure_collective(dev, cfg, cell, name, source, buf, rank)
+                params["group_size"] = len(buf.group_ranks)
+                extra["group_ranks"] = buf.group_ranks
+                extra["shard_bytes"] = buf.param_shard.numel() * buf.param_shard.element_size()
+        every_rank: list[Any] = [None] * info.world_size
+        dist.all_gather_object(every_rank, sampler.summary())
+        extra["telemetry"] = telemetry.combine(every_rank)
         extra["checked"] = cfg.check
-        options = {"timer": timer_name, "warmup": cfg.num_warmup, "min_rounds": cfg.num_samples,
-                   "disable_gc": False, "max_time": 0, "min_time": 0}
+        if link_gbps:
+            extra["link_gbps_per_direction"] = link_gbps
+        options = {"timer": "cuda_event" if dev.is_cuda else "perf_counter", "warmup": cfg.num_warmup,
+                   "min_rounds": cfg.num_samples, "disable_gc": False, "max_time": 0, "min_time": 0}
         bench = results.make_benchmark(params, samples.per_iter_s, samples.ops_per_sample, extra, options)
         finished.append(bench)
         if rank == 0:
             results.append_cell(cfg.out_dir, bench)
-            median_ms = bench["stats"]["median"] * 1e3
-            bw = bench["extra_info"].get("busbw_gbps")
-            tail = f"busbw {bw:7.1f} GB/s" if bw is not None else \
-                f"exposed {bench['extra_info']['exposed_comm_s'] * 1e3:.3f} ms"
-            print(f"[{index}/{len(todo)}] {name:<44} median {median_ms:9.4f} ms  {tail}  "
-                  f"({samples.ops_per_sample} ops/sample)", flush=True)
+            _progress(index, len(todo), name, bench)
+
+
+def _progress(index: int, total: int, name: str, bench: dict) -> None:
+    extra = bench["extra_info"]
+    if "busbw_gbps" in extra:
+        tail = f"busbw {extra['busbw_gbps']:7.1f} GB/s"
+        if "busbw_vs_reference" in extra:
+            tail += f" ({extra['busbw_vs_reference']:.0%} of reference)"
+    else:
+        tail = f"exposed {extra['exposed_comm_s'] * 1e3:.3f} ms"
+    print(f"[{index}/{total}] {name:<48} median {bench['stats']['median'] * 1e3:9.4f} ms  {tail}  "
+          f"({bench['stats']['iterations']} ops/sample)", flush=True)
 
 
 def write_outputs(cfg: RunConfig, finished: list, missing: list[str], context: dict) -> str:
@@ -135,22 +175,23 @@ def write_outputs(cfg: RunConfig, finished: list, missing: list[str], context: d
 def run(cfg: RunConfig, info: distributed.DistInfo) -> int:
     rank = info.rank
     started = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    dev = make_handle(info.backend, info.local_rank)
-    make_group = distributed.group_maker(cfg.timeout_s)
-    sources = {name: build_source(name, cfg.layout, rank, make_group=make_group) for name in cfg.sources}
-    check_membership(list(sources.values()), cfg.layout, rank)
+    fixtures = Fixtures(cfg, info)
+    check_membership(list(fixtures.sources.values()), cfg.layout, rank)
     hosts: list[Any] = [None] * info.world_size
     devices: list[Any] = [None] * info.world_size
     dist.all_gather_object(hosts, socket.gethostname())
-    dist.all_gather_object(devices, machine.local_device(info.backend, info.local_rank))
-    context = {"started_utc": started, "machine_info": machine.machine_info(
-        backend=info.backend, world_size=info.world_size, hosts=hosts,
-        layout=cfg.layout.describe(), devices=devices)}
+    mine = machine.local_device(info.backend, info.local_rank)
+    mine["nvml"] = telemetry.device_identity(mine.get("uuid")) if info.backend == "nccl" else {"nvml": False}
+    dist.all_gather_object(devices, mine)
+    info_record = machine.machine_info(backend=info.backend, world_size=info.world_size, hosts=hosts,
+                                       layout=cfg.layout.describe(), devices=devices)
+    info_record["topology"] = telemetry.topology([d["nvml"] for d in devices])
+    context = {"started_utc": started, "machine_info": info_record}
     _say(rank, f"agrs_bench: {info.world_size} ranks, {info.backend}, layout {cfg.layout.describe()}, "
                f"{len(cfg.cells())} cells -> {cfg.out_dir}")
     finished: list = []
     try:
-        measure_all(cfg, info, dev, sources, finished)
+        measure_all(cfg, info, fixtures, context, finished)
     except BaseException:
         if rank == 0:
             done = {schema.cell_key(b["params"]) for b in finished}

@@ -14,6 +14,8 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 PARAM_KEYS = ("mode", "buffer", "source", "size_bytes", "dtype", "world_size", "group_size")
+# Optional params with their defaults: a cell without them is an eager cell on default options.
+OPTIONAL_PARAMS = {"exec": "eager", "nccl_options": "default"}
 STATS_KEYS = ("min", "max", "mean", "stddev", "rounds", "median", "iqr", "q1", "q3",
               "iqr_outliers", "stddev_outliers", "outliers", "ld15iqr", "hd15iqr", "ops",
               "total", "data", "iterations")
@@ -32,11 +34,16 @@ def size_label(size_bytes: int) -> str:
 
 def cell_key(params: dict[str, Any]) -> tuple:
     """What makes two cells the same measurement (for matching runs and resuming)."""
-    return (params["mode"], params["buffer"], params["source"], int(params["size_bytes"]), params["dtype"])
+    return (params["mode"], params["buffer"], params["source"], int(params["size_bytes"]), params["dtype"],
+            *(params.get(k, default) for k, default in OPTIONAL_PARAMS.items()))
 
 
 def cell_id(params: dict[str, Any]) -> str:
-    return f"{params['mode']}-{params['buffer']}-{params['source']}-{size_label(int(params['size_bytes']))}"
+    name = f"{params['mode']}-{params['buffer']}-{params['source']}-{size_label(int(params['size_bytes']))}"
+    for key, default in OPTIONAL_PARAMS.items():
+        if params.get(key, default) != default:
+            name += f"-{params[key]}"
+    return name
 
 
 def benchmark_entry(params: dict[str, Any], stats: dict[str, Any], extra_info: dict[str, Any],
@@ -46,7 +53,8 @@ def benchmark_entry(params: dict[str, Any], stats: dict[str, Any], extra_info: d
         "group": f"{params['mode']} {params['buffer']} {size_label(int(params['size_bytes']))}",
         "name": name,
         "fullname": f"agrs_bench::{name}",
-        "params": {k: params[k] for k in PARAM_KEYS},
+        "params": {**{k: params[k] for k in PARAM_KEYS},
+                   **{k: params[k] for k in OPTIONAL_PARAMS if k in params}},
         "param": cell_id(params),
         "extra_info": extra_info,
         "options": options,

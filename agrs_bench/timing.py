@@ -93,3 +93,58 @@ def measure(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[st
     dev.synchronize()
     mine = [start.elapsed_s(end) / ops for start, end in timers]
     return Samples(tuple(_max_over_ranks(mine, dev.device)), ops)
+
+
+class GraphReplay:
+    """`count` iterations captured once in a CUDA graph; each call replays all of them.
+
+    The kernel runs once eagerly first, so communicators and allocations exist before capture.
+    Inside the capture the role streams fork from and join back to the capture stream.
+    """
+
+    roles: tuple[str, ...] = ()
+
+    def __init__(self, dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...],
+                 count: int) -> None:
+        self.count = count
+        _run(dev, iteration, roles, 1)
+        dev.synchronize()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            _run(dev, iteration, roles, count)
+        dev.synchronize()
+
+    def __call__(self, pending: list[Issued]) -> None:
+        self.graph.replay()
+
+
+def measure_graph(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...],
+                  plan: TimingPlan) -> Samples:
+    """Like `measure`, with each sample one replay of a graph holding ops_per_sample iterations."""
+    _run(dev, iteration, roles, max(1, plan.num_warmup))
+    dev.synchronize()
+    estimate_s = _max_over_ranks([time_one(dev, iteration, roles, 2)], dev.device)[0]
+    count = choose_ops_per_sample(plan, estimate_s)
+    replay = GraphReplay(dev, iteration, roles, count)
+    whole = measure(dev, replay, (), TimingPlan(num_warmup=2, num_samples=plan.num_samples, ops_per_sample=1))
+    return Samples(tuple(t / count for t in whole.per_iter_s), count)
+
+
+def time_back_to_back(dev: Any, launch: Callable[[], None], *, num_ops: int = 20, repeats: int = 5,
+                      num_warmup: int = 5) -> list[float]:
+    """The nccl-tests way: `num_ops` launches on the current stream between one event pair,
+    `repeats` times; seconds per op of each repeat, max over ranks."""
+    for _ in range(num_warmup):
+        launch()
+    dev.synchronize()
+    pairs = []
+    for _ in range(repeats):
+        start, end = dev.timer(), dev.timer()
+        dev.sample_start()
+        start.record()
+        for _ in range(num_ops):
+            launch()
+        end.record()
+        pairs.append((start, end))
+    dev.synchronize()
+    return _max_over_ranks([start.elapsed_s(end) / num_ops for start, end in pairs], dev.device)
