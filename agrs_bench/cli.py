@@ -15,7 +15,7 @@ from agrs_bench.topology import add_layout_flags, layout_from_args
 
 # Defaults that serve: a full sweep on GPUs; on CPU, small enough to end in about a minute.
 DEFAULTS = {
-    "nccl": {"sizes": "1MiB:1GiB:x4", "step_sizes": "64MiB", "gemm": "4096x4096x4096",
+    "nccl": {"sizes": "1MiB:1GiB:x4", "step_sizes": "64MiB", "gemm": "8192x8192x3072",
              "warmup": 5, "samples": 20, "target_sample_ms": 2.0, "timeout": 600.0},
     "gloo": {"sizes": "16KiB,256KiB", "step_sizes": "64KiB", "gemm": "64x64x64",
              "warmup": 2, "samples": 5, "target_sample_ms": 5.0, "timeout": 120.0},
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-check", action="store_true", help="skip verifying AG/RS outputs")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the nccl-tests-style back-to-back reference of ag and rs")
+    parser.add_argument("--no-telemetry", action="store_true", help="do not sample NVML during cells")
     parser.add_argument("--graph", action="store_true",
                         help="also measure every cell captured in a CUDA graph (NCCL only)")
     parser.add_argument("--ag-nccl-options", default="default",
@@ -94,6 +95,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         timeout_s=defaults["timeout"] if args.timeout is None else args.timeout,
         check=not args.no_check,
         reference=not args.no_reference,
+        telemetry=not args.no_telemetry,
         graph=args.graph,
         ag_options=parse_nccl_options(args.ag_nccl_options),
         rs_options=parse_nccl_options(args.rs_nccl_options),

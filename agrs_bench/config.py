@@ -109,6 +109,8 @@ class RunConfig:
     """Process-group timeout: a stuck collective fails the run after this long."""
     check: bool = True
     """Verify AG and RS outputs of every cell against the expected data."""
+    telemetry: bool = True
+    """Sample GPU clocks, throttle reasons, power and temperature during every cell (NVML)."""
     reference: bool = True
     """Also time ag and rs the way nccl-tests does (N ops between one event pair, one stream)."""
     graph: bool = False

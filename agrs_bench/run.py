@@ -112,7 +112,8 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
     group_ranks = {kind: layout.group_of(RS_GROUP_KIND[kind], rank) for kind in cfg.buffers}
     todo = cfg.cells()
     uuid = context["machine_info"]["devices"][rank].get("uuid")
-    link_gbps = context["machine_info"].get("topology", {}).get("link_gbps_per_direction")
+    link_gbps = min((d["nvml"].get("link_gbps_per_direction") or 0 for d in context["machine_info"]["devices"]),
+                    default=0) or None
     allocated: dict[tuple, Any] = {}
     for index, cell in enumerate(todo, start=1):
         params = dict(cell, world_size=info.world_size)
@@ -123,7 +124,7 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
         if key not in allocated:
             allocated.clear()  # one size at a time on the device
             allocated[key] = _allocate(cfg, cell, group_ranks, dev)
-        with telemetry.CellSampler(uuid if dev.is_cuda else None) as sampler:
+        with telemetry.CellSampler(uuid if dev.is_cuda and cfg.telemetry else None) as sampler:
             if cell["mode"] == "fsdp_step":
                 layers, gemm = allocated[key]
                 samples, extra = cellmod.measure_step(dev, cfg, cell, name, source, layers, gemm, rank)
@@ -185,7 +186,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo) -> int:
     dist.all_gather_object(devices, mine)
     info_record = machine.machine_info(backend=info.backend, world_size=info.world_size, hosts=hosts,
                                        layout=cfg.layout.describe(), devices=devices)
-    info_record["topology"] = telemetry.topology([d["nvml"] for d in devices])
+    info_record["topology"] = telemetry.topology([d["nvml"] for d in devices]) if rank == 0 else {}
     context = {"started_utc": started, "machine_info": info_record}
     _say(rank, f"agrs_bench: {info.world_size} ranks, {info.backend}, layout {cfg.layout.describe()}, "
                f"{len(cfg.cells())} cells -> {cfg.out_dir}")

@@ -21,8 +21,11 @@ CLOCK_EVENT_BITS = {
 # Reasons that lower clocks under load; idle and settings-only reasons do not make a cell suspect.
 THROTTLE_REASONS = {"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown",
                     "hw_power_brake_slowdown", "board_limit", "reliability"}
-# Per-direction bandwidth of one NVLink, GB/s, by NVLink version (2, 3 and 4 run 25 GB/s a link).
-NVLINK_GBPS_PER_LINK = {1: 20.0, 2: 25.0, 3: 25.0, 4: 25.0, 5: 50.0}
+# nvmlDeviceGetNvLinkVersion returns an enum: 1=1.0, 2=2.0, 3=2.2, 4=3.0, 5=3.1, 6=4.0, 7=5.0.
+NVLINK_VERSION_NAMES = {1: "1.0", 2: "2.0", 3: "2.2", 4: "3.0", 5: "3.1", 6: "4.0", 7: "5.0"}
+# Per-direction bandwidth of one NVLink, GB/s, by that enum (2.x, 3.x and 4.0 run 25 GB/s a
+# link: 18 links of NVLink 4 give an H100/H200 its 450 GB/s per direction; 5.0 doubles it).
+NVLINK_GBPS_PER_LINK = {1: 20.0, 2: 25.0, 3: 25.0, 4: 25.0, 5: 25.0, 6: 25.0, 7: 50.0}
 
 
 def decode_reasons(mask: int) -> list[str]:
@@ -54,7 +57,7 @@ def device_identity(torch_uuid: str | None) -> dict[str, Any]:
         return {"nvml": False}
     try:
         handle = _handle(nvml, torch_uuid)
-        links, version, remote = 0, None, {}
+        links, version = 0, None
         for link in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18)):
             try:
                 if nvml.nvmlDeviceGetNvLinkState(handle, link) != nvml.NVML_FEATURE_ENABLED:
@@ -63,9 +66,7 @@ def device_identity(torch_uuid: str | None) -> dict[str, Any]:
                 continue
             links += 1
             try:
-                version = version or nvml.nvmlDeviceGetNvLinkVersion(handle, link)
-                bus = _text(nvml.nvmlDeviceGetNvLinkRemotePciInfo_v2(handle, link).busId).lower()
-                remote[bus] = remote.get(bus, 0) + 1
+                version = version or int(nvml.nvmlDeviceGetNvLinkVersion(handle, link))
             except Exception:
                 pass
         info = {
@@ -75,33 +76,51 @@ def device_identity(torch_uuid: str | None) -> dict[str, Any]:
             "pci_bus_id": _text(nvml.nvmlDeviceGetPciInfo(handle).busId).lower(),
             "driver": _text(nvml.nvmlSystemGetDriverVersion()),
             "nvlink_links": links,
-            "nvlink_version": version,
-            "nvlink_links_by_remote_bus": remote,
+            "nvlink_version": NVLINK_VERSION_NAMES.get(version, version),
         }
         if links and version:
-            info["link_gbps_per_direction"] = links * NVLINK_GBPS_PER_LINK.get(int(version), 25.0)
+            info["link_gbps_per_direction"] = links * NVLINK_GBPS_PER_LINK.get(version, 25.0)
         return info
     except Exception as err:
         return {"nvml": False, "error": f"{type(err).__name__}: {err}"}
 
 
 def topology(identities: list[dict[str, Any]]) -> dict[str, Any]:
-    """Link between every pair of GPUs on a host: NVLink with its link count, or PCIe/other."""
-    by_bus = {d.get("pci_bus_id"): i for i, d in enumerate(identities) if d.get("nvml")}
-    pairs = {}
-    for i, ident in enumerate(identities):
-        if not ident.get("nvml"):
+    """How every pair of GPUs on this host is linked (NVLink or the PCIe path), asked of NVML.
+
+    `identities` are the ranks' device_identity records; pairs are only formed between GPUs that
+    NVML on this host can open, so on several hosts each host's own pairs appear.
+    """
+    nvml = _nvml()
+    link_gbps = min((d["link_gbps_per_direction"] for d in identities if d.get("link_gbps_per_direction")),
+                    default=None)
+    if nvml is None:
+        return {"nvml": False, "pairs": {}, "link_gbps_per_direction": link_gbps}
+    levels = {getattr(nvml, f"NVML_TOPOLOGY_{name}", None): name for name in
+              ("INTERNAL", "SINGLE", "MULTIPLE", "HOSTBRIDGE", "NODE", "SYSTEM")}
+    handles = {}
+    for rank, ident in enumerate(identities):
+        try:
+            handles[rank] = nvml.nvmlDeviceGetHandleByUUID(ident["uuid"])
+        except Exception:
             continue
-        for bus, count in ident.get("nvlink_links_by_remote_bus", {}).items():
-            j = by_bus.get(bus)
-            if j is not None and j != i:
-                pairs[f"{min(i, j)}-{max(i, j)}"] = f"NV{count}"
-    for i in range(len(identities)):
-        for j in range(i + 1, len(identities)):
-            if identities[i].get("nvml") and identities[j].get("nvml"):
-                pairs.setdefault(f"{i}-{j}", "PCIe/other")
-    return {"pairs": pairs, "link_gbps_per_direction": min(
-        (d["link_gbps_per_direction"] for d in identities if d.get("link_gbps_per_direction")), default=None)}
+    pairs = {}
+    ranks = sorted(handles)
+    for i, a in enumerate(ranks):
+        for b in ranks[i + 1:]:
+            if identities[a].get("uuid") == identities[b].get("uuid"):
+                continue
+            try:
+                nvlink = nvml.nvmlDeviceGetP2PStatus(handles[a], handles[b], nvml.NVML_P2P_CAPS_INDEX_NVLINK) \
+                    == nvml.NVML_P2P_STATUS_OK
+                if nvlink:
+                    pairs[f"{a}-{b}"] = f"NVLink x{identities[a].get('nvlink_links')}"
+                else:
+                    level = nvml.nvmlDeviceGetTopologyCommonAncestor(handles[a], handles[b])
+                    pairs[f"{a}-{b}"] = f"PCIe {levels.get(level, level)}"
+            except Exception as err:
+                pairs[f"{a}-{b}"] = f"unknown ({type(err).__name__})"
+    return {"nvml": True, "pairs": pairs, "link_gbps_per_direction": link_gbps}
 
 
 class CellSampler:
