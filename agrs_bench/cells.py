@@ -22,7 +22,8 @@ class OutputCheckError(RuntimeError):
 
 def plan_of(cfg: RunConfig) -> TimingPlan:
     return TimingPlan(num_warmup=cfg.num_warmup, num_samples=cfg.num_samples,
-                      ops_per_sample=cfg.ops_per_sample, target_sample_s=cfg.target_sample_ms / 1e3)
+                      ops_per_sample=cfg.ops_per_sample, target_sample_s=cfg.target_sample_ms / 1e3,
+                      hide_launch=cfg.hide_launch)
 
 
 def _problems(buf: bufs.ShardedBuffer, mode: str, rank: int, base: int) -> list[str]:
@@ -114,12 +115,15 @@ def measure_step(dev, cfg: RunConfig, cell: dict, cell_name: str, source,
     step_s = statistics.median(step.per_iter_s)
     compute_only_s = statistics.median(by_variant["compute_only"][0].per_iter_s)
     comm_only_s = statistics.median(by_variant["comm_only"][0].per_iter_s)
-    compute_in_step_s = None
-    if eager:  # GEMM time inside the step, per rank, then the slowest rank's, as for every time
-        compute_in_step = torch.tensor([statistics.median(step_kernel.compute_s(calls))],
-                                       dtype=torch.float64, device=dev.device)
-        dist.all_reduce(compute_in_step, op=dist.ReduceOp.MAX)
-        compute_in_step_s = float(compute_in_step.item())
+    compute_in_step_s = compute_alone_s = None
+    if eager:  # summed GEMM spans in the step and alone, per rank, then the slowest rank's
+        compute_only, compute_kernel = by_variant["compute_only"]
+        spans = torch.tensor([statistics.median(step_kernel.compute_s(calls)),
+                              statistics.median(compute_kernel.compute_s(
+                                  plan.num_samples * compute_only.ops_per_sample))],
+                             dtype=torch.float64, device=dev.device)
+        dist.all_reduce(spans, op=dist.ReduceOp.MAX)
+        compute_in_step_s, compute_alone_s = spans.tolist()
     extra = {
         "layers": cfg.step_layers,
         "gemm_mnk": list(cfg.gemm_mnk),
@@ -128,7 +132,9 @@ def measure_step(dev, cfg: RunConfig, cell: dict, cell_name: str, source,
         "exposed_comm_s": step_s - compute_only_s,
         "exposed_comm_fraction": (step_s - compute_only_s) / comm_only_s if comm_only_s else None,
         "compute_in_step_s": compute_in_step_s,
-        "compute_slowdown": compute_in_step_s / compute_only_s if compute_only_s and compute_in_step_s else None,
+        "compute_alone_s": compute_alone_s,
+        # The same GEMMs, timed the same way (summed event spans), with and without communication.
+        "compute_slowdown": compute_in_step_s / compute_alone_s if compute_alone_s else None,
         "compute_only_data": list(by_variant["compute_only"][0].per_iter_s),
         "comm_only_data": list(by_variant["comm_only"][0].per_iter_s),
     }

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-check", action="store_true", help="skip verifying AG/RS outputs")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the nccl-tests-style back-to-back reference of ag and rs")
+    parser.add_argument("--launch-bound", action="store_true",
+                        help="do not hold the GPU while samples are queued (times include host launch gaps)")
     parser.add_argument("--no-telemetry", action="store_true", help="do not sample NVML during cells")
     parser.add_argument("--graph", action="store_true",
                         help="also measure every cell captured in a CUDA graph (NCCL only)")
@@ -96,6 +98,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         check=not args.no_check,
         reference=not args.no_reference,
         telemetry=not args.no_telemetry,
+        hide_launch=not args.launch_bound,
         graph=args.graph,
         ag_options=parse_nccl_options(args.ag_nccl_options),
         rs_options=parse_nccl_options(args.rs_nccl_options),

@@ -109,6 +109,8 @@ class RunConfig:
     """Process-group timeout: a stuck collective fails the run after this long."""
     check: bool = True
     """Verify AG and RS outputs of every cell against the expected data."""
+    hide_launch: bool = True
+    """GPU: hold the device while the host queues each sample (see timing.TimingPlan)."""
     telemetry: bool = True
     """Sample GPU clocks, throttle reasons, power and temperature during every cell (NVML)."""
     reference: bool = True

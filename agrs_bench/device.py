@@ -97,7 +97,7 @@ class CpuHandle:
     def timer(self) -> CpuTimer:
         return CpuTimer()
 
-    def sample_start(self) -> None:
+    def sample_start(self, hold_s: float = 0.0) -> None:
         # Host clocks of different ranks are not aligned: line them up before each sample.
         dist.barrier()
 
@@ -119,6 +119,7 @@ class CudaHandle:
             # communicators ask for a high-priority stream gets it here, where its kernels run.
             self.streams = {name: torch.cuda.Stream(device, priority=-1 if name in high_priority_roles else 0)
                             for name in ROLES}
+        self._cycles_per_s: float | None = None
 
     @contextlib.contextmanager
     def role(self, name: str) -> Iterator[None]:
@@ -160,8 +161,24 @@ class CudaHandle:
     def timer(self) -> CudaTimer:
         return CudaTimer()
 
-    def sample_start(self) -> None:
-        pass  # samples run back to back on the device, as in nccl-tests
+    def sample_start(self, hold_s: float = 0.0) -> None:
+        """Hold the stream for `hold_s` with a sleep kernel, so the host can queue the whole
+        sample before the device starts it: the sample then measures the device, not Python's
+        launch rate (without the hold, small ops are launch-bound)."""
+        if hold_s > 0:
+            torch.cuda._sleep(int(hold_s * self.sleep_cycles_per_s()))
+
+    def sleep_cycles_per_s(self) -> float:
+        if self._cycles_per_s is None:
+            cycles = 2_000_000
+            torch.cuda._sleep(cycles)  # first call loads the kernel
+            start, end = CudaTimer(), CudaTimer()
+            start.record()
+            torch.cuda._sleep(cycles)
+            end.record()
+            self.synchronize()
+            self._cycles_per_s = cycles / start.elapsed_s(end)
+        return self._cycles_per_s
 
     def synchronize(self) -> None:
         torch.cuda.synchronize(self.device)

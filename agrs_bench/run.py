@@ -68,7 +68,7 @@ def config_record(cfg: RunConfig) -> dict[str, Any]:
         "target_sample_ms": cfg.target_sample_ms, "step_layers": cfg.step_layers,
         "step_sizes_bytes": list(cfg.step_sizes_bytes), "gemm_mnk": list(cfg.gemm_mnk),
         "timeout_s": cfg.timeout_s, "check": cfg.check, "layout": cfg.layout.describe(),
-        "reference": cfg.reference, "graph": cfg.graph, "ag_options": cfg.ag_options.label(),
+        "reference": cfg.reference, "hide_launch": cfg.hide_launch, "graph": cfg.graph, "ag_options": cfg.ag_options.label(),
         "rs_options": cfg.rs_options.label(), "sweep_nccl_options": cfg.sweep_nccl_options,
         "argv": cfg.extra.get("argv", []),
     }

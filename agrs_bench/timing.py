@@ -9,6 +9,7 @@ computed from the slowest rank's estimate, which all ranks receive through one a
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -32,6 +33,9 @@ class TimingPlan:
     """With ops_per_sample=0: aim for samples this long."""
     max_ops_per_sample: int = 100
     """With ops_per_sample=0: never more iterations per sample than this."""
+    hide_launch: bool = True
+    """Hold the device while the host queues each sample (CUDA only), so samples time the
+    device rather than the host's launch rate."""
 
 
 @dataclass(frozen=True)
@@ -64,15 +68,23 @@ def choose_ops_per_sample(plan: TimingPlan, estimate_s: float) -> int:
     return max(1, min(plan.max_ops_per_sample, math.ceil(plan.target_sample_s / estimate_s)))
 
 
-def time_one(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...], count: int) -> float:
-    """Seconds per iteration of `count` back-to-back iterations on this rank (synchronizes)."""
+def time_one(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...],
+             count: int) -> tuple[float, float]:
+    """(device, host) seconds per iteration of `count` back-to-back iterations on this rank."""
     start, end = dev.timer(), dev.timer()
     dev.sample_start()
     start.record()
+    host_start_s = time.perf_counter()
     _run(dev, iteration, roles, count)
+    host_s = time.perf_counter() - host_start_s
     end.record()
     dev.synchronize()
-    return start.elapsed_s(end) / count
+    return start.elapsed_s(end) / count, host_s / count
+
+
+def hold_for(plan: TimingPlan, host_s_per_iter: float, ops: int) -> float:
+    """How long to hold the device before a sample: the host's time to queue it, with margin."""
+    return 1.5 * host_s_per_iter * ops + 100e-6 if plan.hide_launch else 0.0
 
 
 def measure(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...],
@@ -80,12 +92,13 @@ def measure(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[st
     """Warm up, estimate, then time `plan.num_samples` samples; synchronizes once at the end."""
     _run(dev, iteration, roles, plan.num_warmup)
     dev.synchronize()
-    estimate_s = _max_over_ranks([time_one(dev, iteration, roles, 2)], dev.device)[0]
+    estimate_s, host_s = _max_over_ranks(list(time_one(dev, iteration, roles, 2)), dev.device)
     ops = choose_ops_per_sample(plan, estimate_s)
+    hold_s = hold_for(plan, host_s, ops)
     timers = []
     for _ in range(plan.num_samples):
         start, end = dev.timer(), dev.timer()
-        dev.sample_start()
+        dev.sample_start(hold_s)
         start.record()
         _run(dev, iteration, roles, ops)
         end.record()
@@ -123,10 +136,11 @@ def measure_graph(dev: Any, iteration: Callable[[list[Issued]], None], roles: tu
     """Like `measure`, with each sample one replay of a graph holding ops_per_sample iterations."""
     _run(dev, iteration, roles, max(1, plan.num_warmup))
     dev.synchronize()
-    estimate_s = _max_over_ranks([time_one(dev, iteration, roles, 2)], dev.device)[0]
+    estimate_s, _ = _max_over_ranks(list(time_one(dev, iteration, roles, 2)), dev.device)
     count = choose_ops_per_sample(plan, estimate_s)
     replay = GraphReplay(dev, iteration, roles, count)
-    whole = measure(dev, replay, (), TimingPlan(num_warmup=2, num_samples=plan.num_samples, ops_per_sample=1))
+    whole = measure(dev, replay, (), TimingPlan(num_warmup=2, num_samples=plan.num_samples, ops_per_sample=1,
+                                                hide_launch=plan.hide_launch))
     return Samples(tuple(t / count for t in whole.per_iter_s), count)
 
 
