@@ -72,7 +72,7 @@ def _noisy(r: float, lo: float, hi: float, t: float) -> str | None:
 
 def _regressed(r: float, lo: float, hi: float, t: float) -> str | None:
     if r > 1 + t and lo > 1:
-        return f"{r - 1:+.1%} slower than the {t:.0%} threshold allows, interval above 1"
+        return f"{r - 1:+.1%}: slower by more than {t:.0%}, interval above 1"
     return None
 
 

@@ -72,9 +72,20 @@ def test_judge_rejects_bad_threshold():
         gate.judge(1.0, 0.9, 1.1, 1.5)
 
 
-def test_mismatched_gpu_count_is_reported():
-    messages = gate.mismatches(synthetic.side(1), synthetic.side(1, world_size=2))
-    assert any("GPU count" in m and "4" in m and "2" in m for m in messages)
+@pytest.mark.parametrize("change, what", [
+    ({"world_size": 2}, "GPU count differs"),
+    ({"gpu_name": "NVIDIA H200"}, "GPU model differs"),
+    ({"dtype": "fp32"}, "dtype differs"),
+])
+def test_mismatches_are_reported(change, what):
+    messages = gate.mismatches(synthetic.side(1), synthetic.side(1, **change))
+    assert any(m.startswith(what) for m in messages), messages
+
+
+def test_layout_mismatch_is_reported():
+    head = synthetic.side(1)
+    head[0]["machine_info"]["layout"]["order"] = "tp-pp-dp"
+    assert any(m.startswith("layout differs") for m in gate.mismatches(synthetic.side(1), head))
 
 
 def test_mismatch_inside_one_side_is_reported():
