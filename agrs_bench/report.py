@@ -1,16 +1,17 @@
-"""`python -m agrs_bench.report RUN_DIR`: (re)write report.md from the run's files alone."""
+"""`python -m agrs_bench.report RUN_DIR`: (re)write report.md and its plots from the run's files alone."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 from agrs_bench import schema
 from agrs_bench.errors import ConfigError, cli_entry, fail
 
 REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
 
 
 def warnings_of(doc: dict[str, Any]) -> list[str]:
@@ -36,7 +37,8 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
-def render(doc: dict[str, Any]) -> str:
+def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
+    """report.md: header, warnings, plots (title, path relative to the report), tables."""
     info = doc["machine_info"]
     lines = [
         "# agrs_bench report", "",
@@ -51,6 +53,8 @@ def render(doc: dict[str, Any]) -> str:
     notes = warnings_of(doc)
     if notes:
         lines += ["## Warnings", ""] + [f"- {n}" for n in notes] + [""]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{title}]({path})" for title, path in plots] + [""]
     lines += ["## Collectives", "",
               "| mode | buffer | source | size | n | median ms | busbw GB/s | overlap eff | speedup vs single_comm | ops/sample |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -81,12 +85,14 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def write_report(run_dir: str) -> str:
-    """Render report.md for the run in `run_dir`; returns its path."""
+    """Render report.md and the plots (under plots/) for the run in `run_dir`; returns its path."""
+    from agrs_bench import plots as plotmod
     from agrs_bench.results import RESULTS_FILE, write_atomic
 
     doc = schema.load(os.path.join(run_dir, RESULTS_FILE))
+    written = plotmod.report_plots(doc, os.path.join(run_dir, PLOTS_DIR))
     path = os.path.join(run_dir, REPORT_FILE)
-    write_atomic(path, render(doc))
+    write_atomic(path, render(doc, [(title, os.path.relpath(p, run_dir)) for title, p in written]))
     return path
 
 

@@ -80,11 +80,25 @@ def bootstrap_median_ratio(base: Sequence[Sequence[float]], head: Sequence[Seque
 
     def resampled_medians(launches: Sequence[Sequence[float]]) -> np.ndarray:
         arrays = [np.asarray(launch, dtype=float) for launch in launches]
-        picks = rng.integers(0, len(arrays), size=(num_resamples, len(arrays)))
+        sizes = np.array([a.size for a in arrays])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        flat = np.concatenate(arrays)
+        width = int(sizes.max())
+        # Vectorized in blocks of resamples (bounded memory): row i of a block draws len(arrays)
+        # launches, then `size` samples of each drawn launch; unequal launches pad with NaN.
+        block = max(1, 4_000_000 // (len(arrays) * width))
         medians = np.empty(num_resamples)
-        for i, row in enumerate(picks):
-            drawn = [a[rng.integers(0, a.size, size=a.size)] for a in (arrays[j] for j in row)]
-            medians[i] = np.median(np.concatenate(drawn))
+        for first in range(0, num_resamples, block):
+            count = min(block, num_resamples - first)
+            picks = rng.integers(0, len(arrays), size=(count, len(arrays)))
+            drawn_sizes = sizes[picks][..., None]
+            offsets = (rng.random((count, len(arrays), width)) * drawn_sizes).astype(np.int64)
+            values = flat[starts[picks][..., None] + np.minimum(offsets, drawn_sizes - 1)]
+            if np.all(sizes == width):
+                medians[first:first + count] = np.median(values.reshape(count, -1), axis=1)
+            else:
+                values = np.where(np.arange(width) < drawn_sizes, values, np.nan)
+                medians[first:first + count] = np.nanmedian(values.reshape(count, -1), axis=1)
         return medians
 
     point = float(np.median(np.concatenate([np.asarray(x, float) for x in head])) /

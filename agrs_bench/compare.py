@@ -1,0 +1,122 @@
+"""`python -m agrs_bench.compare BASE HEAD`: gate HEAD against BASE; write comparison.md and plots.
+
+BASE and HEAD each name one or more launches, comma-separated: a run directory, a results.json,
+or a folder whose subfolders are run directories (what scripts/ab.sh writes). Exit status: 0 no
+regression, 1 a regression, 2 bad input, 3 runs that cannot be compared (another GPU model, GPU
+count, layout or dtype) unless --allow-mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+
+from agrs_bench import compare_md, gate, schema
+from agrs_bench.results import write_atomic
+from agrs_bench.errors import ConfigError, cli_entry, fail
+
+PROG = "agrs_bench.compare"
+RESULTS_FILE = "results.json"
+COMPARISON_FILE = "comparison.md"
+EXIT_REGRESSED = 1
+EXIT_MISMATCH = 3
+
+
+def resolve(spec: str) -> list[str]:
+    """The results.json files one side names (see the module docstring); SchemaError if none."""
+    paths: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        if os.path.isfile(os.path.join(item, RESULTS_FILE)):
+            paths.append(os.path.join(item, RESULTS_FILE))
+        elif os.path.isdir(item):
+            found = sorted(os.path.join(item, sub, RESULTS_FILE) for sub in os.listdir(item)
+                           if os.path.isfile(os.path.join(item, sub, RESULTS_FILE)))
+            if not found:
+                raise schema.SchemaError(f"{item}: no results.json in it or in its subfolders")
+            paths += found
+        else:
+            paths.append(item)  # schema.load names what is wrong with it
+    if not paths:
+        raise schema.SchemaError(f"{spec!r} names no run")
+    return paths
+
+
+def _threshold(text: str) -> float:
+    try:
+        pct = float(text)
+    except ValueError:
+        raise ConfigError(f"--threshold {text!r} is not a number (a percentage, e.g. 5)") from None
+    if not 0 < pct < 100:
+        raise ConfigError(f"--threshold {text!r} must lie strictly between 0 and 100 (percent)")
+    return pct / 100
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("base", help="base launches: run dirs / results.json / a folder of runs, comma-separated")
+    parser.add_argument("head", help="head launches, the same way")
+    parser.add_argument("--out", default=None,
+                        help="folder for comparison.md and plots (default results/comparisons/<UTC time>)")
+    parser.add_argument("--threshold", default="5", help="relative threshold in percent (default 5)")
+    parser.add_argument("--allow-mismatch", action="store_true",
+                        help="compare even across GPU model, GPU count, layout or dtype")
+    parser.add_argument("--export-github-benchmark", metavar="FILE", default=None,
+                        help="also write HEAD as github-action-benchmark customSmallerIsBetter JSON")
+    parser.add_argument("--no-plots", action="store_true", help="write comparison.md only")
+    return parser.parse_args(argv)
+
+
+@cli_entry(PROG)
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    threshold = _threshold(args.threshold)
+    try:
+        base_paths, head_paths = resolve(args.base), resolve(args.head)
+        base, head = [schema.load(p) for p in base_paths], [schema.load(p) for p in head_paths]
+    except schema.SchemaError as err:
+        fail(str(err), PROG)
+    problems = gate.mismatches(base, head)
+    if problems and not args.allow_mismatch:
+        print(f"{PROG}: cannot compare: {'; '.join(problems)} (--allow-mismatch compares anyway)",
+              file=sys.stderr, flush=True)
+        return EXIT_MISMATCH
+    out = args.out or os.path.join("results", "comparisons",
+                                   datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {out!r} cannot be created ({err.strerror})") from None
+    cells = gate.compare(base, head, threshold=threshold)
+    written = []
+    if not args.no_plots:
+        from agrs_bench import plots
+
+        written = plots.comparison_plots(cells, head[0], threshold, out)
+    only_base, only_head = gate.unmatched(base, head)
+    comparison = compare_md.Comparison(
+        verdict=gate.overall(cells), cells=cells, threshold=threshold, base=base, head=head,
+        base_origins=base_paths, head_origins=head_paths, mismatches=problems, only_base=only_base,
+        only_head=only_head, quiet_threshold=gate.quiet_threshold(cells),
+        plots=[(title, os.path.relpath(p, out)) for title, p in written])
+    write_atomic(os.path.join(out, COMPARISON_FILE), compare_md.render(comparison))
+    if args.export_github_benchmark:
+        from agrs_bench.export import github_benchmark
+
+        try:
+            write_atomic(args.export_github_benchmark, json.dumps(github_benchmark(head), indent=1) + "\n")
+        except OSError as err:
+            raise ConfigError(f"--export-github-benchmark {args.export_github_benchmark!r} "
+                              f"cannot be written ({err.strerror})") from None
+    print(f"{PROG}: {compare_md.HEADLINE[comparison.verdict]}: {compare_md.count_line(comparison)} "
+          f"-> {os.path.join(out, COMPARISON_FILE)}", flush=True)
+    return EXIT_REGRESSED if comparison.verdict == "regressed" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

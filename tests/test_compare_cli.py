@@ -1,0 +1,135 @@
+"""`python -m agrs_bench.compare` on synthetic launches written to disk: exit statuses and files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from agrs_bench import compare
+from tests import synthetic
+
+
+def _write_side(tmp_path, name, docs):
+    """A folder of run directories, as scripts/ab.sh writes it."""
+    for i, doc in enumerate(docs):
+        run = tmp_path / name / f"launch-{i}"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps(doc))
+    return str(tmp_path / name)
+
+
+def _compare(tmp_path, base_docs, head_docs, *extra):
+    base = _write_side(tmp_path, "base", base_docs)
+    head = _write_side(tmp_path, "head", head_docs)
+    return compare.main([base, head, "--out", str(tmp_path / "cmp"), "--no-plots", *extra])
+
+
+def _one_line_error(capsys, needle):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+    return err
+
+
+def test_a_a_exits_0(tmp_path):
+    assert _compare(tmp_path, synthetic.side(3, 0), synthetic.side(3, 100)) == 0
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert text.startswith("## agrs_bench gate: PASS\n")
+
+
+def test_regression_exits_1_and_lists_cells_first(tmp_path):
+    assert _compare(tmp_path, synthetic.side(3, 0), synthetic.side(3, 100, scale=1.10)) == 1
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert text.startswith("## agrs_bench gate: REGRESSED")
+    assert text.index("### Regressed") < text.index("| ag-dense-single_comm-1MiB |")
+
+
+def test_small_slowdown_exits_0(tmp_path):
+    assert _compare(tmp_path, synthetic.side(3, 0), synthetic.side(3, 100, scale=1.02)) == 0
+
+
+def test_noisy_slowdown_exits_0_and_is_reported(tmp_path):
+    kwargs = {"noise": 0.4, "modes": ("ag_rs",)}
+    assert _compare(tmp_path, synthetic.side(3, 0, **kwargs), synthetic.side(3, 100, scale=1.08, **kwargs)) == 0
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "### Noisy" in text and "### Regressed" not in text
+
+
+def test_speedup_exits_0_improved(tmp_path, capsys):
+    assert _compare(tmp_path, synthetic.side(3, 0), synthetic.side(3, 100, scale=0.9)) == 0
+    assert "PASS (improved)" in capsys.readouterr().out
+
+
+def test_threshold_flag_widens_the_band(tmp_path):
+    assert _compare(tmp_path, synthetic.side(3, 0), synthetic.side(3, 100, scale=1.10), "--threshold", "20") == 0
+
+
+def test_mismatched_gpu_count_exits_3(tmp_path, capsys):
+    assert _compare(tmp_path, synthetic.side(2), synthetic.side(2, 10, world_size=2)) == 3
+    _one_line_error(capsys, "GPU count differs")
+
+
+def test_allow_mismatch_compares_and_warns(tmp_path):
+    assert _compare(tmp_path, synthetic.side(2), synthetic.side(2, 10, gpu_name="NVIDIA H200"),
+                    "--allow-mismatch") == 0
+    assert "allowed by --allow-mismatch: GPU model differs" in (tmp_path / "cmp" / "comparison.md").read_text()
+
+
+def test_incomplete_launch_is_said(tmp_path):
+    head = synthetic.side(2, 10)
+    head[1] = synthetic.launch(seed=11, missing=("fsdp_step-dense-single_comm-64MiB",))
+    assert _compare(tmp_path, synthetic.side(2), head) == 0
+    assert "INCOMPLETE" in (tmp_path / "cmp" / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize("content, needle", [
+    ('{"machine_info": {}, "benchm', "not valid JSON"),
+    ('{"benchmarks": []}', "no 'machine_info' key"),
+    ("[1, 2]", "top level is list"),
+    ("", "file is empty"),
+])
+def test_truncated_or_foreign_json_exits_2_one_line(tmp_path, capsys, content, needle):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    good = _write_side(tmp_path, "good", synthetic.side(1))
+    with pytest.raises(SystemExit) as exc:
+        compare.main([good, str(bad), "--out", str(tmp_path / "cmp")])
+    assert exc.value.code == 2
+    _one_line_error(capsys, needle)
+
+
+def test_missing_run_and_bad_threshold_exit_2(tmp_path, capsys):
+    good = _write_side(tmp_path, "good", synthetic.side(1))
+    with pytest.raises(SystemExit) as exc:
+        compare.main([good, str(tmp_path / "nowhere")])
+    assert exc.value.code == 2
+    _one_line_error(capsys, "nowhere")
+    with pytest.raises(SystemExit) as exc:
+        compare.main([good, good, "--threshold", "five"])
+    assert exc.value.code == 2
+    _one_line_error(capsys, "'five'")
+
+
+def test_export_github_benchmark(tmp_path):
+    out = tmp_path / "bench.json"
+    assert _compare(tmp_path, synthetic.side(2), synthetic.side(3, 10), "--export-github-benchmark", str(out)) == 0
+    entries = json.loads(out.read_text())
+    assert len(entries) == len(synthetic.side(1)[0]["benchmarks"])
+    for entry in entries:
+        assert set(entry) == {"name", "unit", "value", "range", "extra"}
+        assert entry["unit"] == "ms" and entry["value"] > 0 and entry["range"].startswith("±")
+    assert entries[0]["extra"].startswith("3 launch(es), 60 samples")
+
+
+def test_comma_separated_files_and_module_entry(tmp_path):
+    files = []
+    for i, doc in enumerate(synthetic.side(2)):
+        path = tmp_path / f"r{i}.json"
+        path.write_text(json.dumps(doc))
+        files.append(str(path))
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench.compare", ",".join(files), files[0],
+                           "--out", str(tmp_path / "cmp")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "base: 2 launch(es)" in (tmp_path / "cmp" / "comparison.md").read_text()
+    for name in ("compare_time.png", "compare_ratio.png"):
+        assert (tmp_path / "cmp" / name).stat().st_size > 0

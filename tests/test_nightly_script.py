@@ -1,0 +1,24 @@
+"""scripts/nightly.sh on CPU: without a baseline it says how to adopt one; with one it gates."""
+
+import shutil
+
+import pytest
+
+from tests.test_scripts import TINY, _script
+
+
+@pytest.mark.gloo
+def test_nightly_adopts_then_gates_against_baseline(tmp_path):
+    baselines = tmp_path / "baselines"
+    baselines.mkdir()
+    first = _script("nightly.sh", "--out", str(tmp_path / "n1"), "--launches", "1",
+                    "--baselines", str(baselines), *TINY)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "no baseline" in first.stderr and "cpu-x2.json" in first.stderr
+    shutil.copy(tmp_path / "n1" / "head" / "launch-1" / "results.json", baselines / "cpu-x2.json")
+    second = _script("nightly.sh", "--out", str(tmp_path / "n2"), "--launches", "1",
+                     "--baselines", str(baselines), *TINY)
+    assert second.returncode in (0, 1), second.stderr[-3000:]  # gloo timings: any verdict
+    assert (tmp_path / "n2" / "comparison" / "comparison.md").exists()
+    assert (tmp_path / "n2" / "github-benchmark.json").exists()
+    assert (tmp_path / "n2" / "head" / "launch-1" / "report.md").exists()

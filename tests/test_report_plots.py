@@ -1,0 +1,96 @@
+"""Report and comparison plots: written, non-empty, each opens as an image; real CPU runs compare."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from agrs_bench import plots, report
+from tests import synthetic
+
+FAST = ["--sizes", "4KiB,32KiB", "--iters", "5", "--warmup", "1", "--layers", "2",
+        "--step-sizes", "8KiB", "--gemm", "16x16x16"]
+
+
+def _assert_images(paths):
+    assert paths
+    for path in paths:
+        assert os.path.getsize(path) > 0, path
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+
+
+@pytest.fixture(scope="module")
+def two_cpu_runs(tmp_path_factory):
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path_factory.mktemp("runs") / name
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               "--nproc-per-node=2", "-m", "agrs_bench.run", "--out", str(out), *FAST],
+                              capture_output=True, text=True, timeout=240,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(out)
+    return runs
+
+
+def test_report_plots_of_synthetic_doc(tmp_path):
+    written = plots.report_plots(synthetic.launch(), str(tmp_path))
+    titles = [title for title, _ in written]
+    assert titles == ["Bus bandwidth", "Overlap efficiency", "ag_rs time"]  # no fsdp_step cells
+    _assert_images([path for _, path in written])
+
+
+def test_subtitle_names_card_count_layout_date():
+    text = plots.subtitle(synthetic.launch())
+    for needle in ("NVIDIA H100 80GB HBM3", "x4", "dp4", "tp-cp-ep-dp-pp", "2026-01-01"):
+        assert needle in text
+
+
+@pytest.mark.gloo
+def test_run_writes_report_with_plots_and_warnings(two_cpu_runs):
+    run = two_cpu_runs[0]
+    text = (run / "report.md").read_text()
+    names = ["busbw.png", "overlap_efficiency.png", "ag_rs_time.png", "fsdp_step.png"]
+    for name in names:
+        assert f"(plots/{name})" in text
+    assert "## Warnings" in text and "gloo on CPU" in text
+    _assert_images([str(run / "plots" / name) for name in names])
+
+
+@pytest.mark.gloo
+def test_report_cli_rewrites_from_files_alone(two_cpu_runs):
+    run = two_cpu_runs[1]
+    (run / "report.md").unlink()
+    for png in (run / "plots").iterdir():
+        png.unlink()
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench.report", str(run)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "report.md").exists() and len(list((run / "plots").iterdir())) == 4
+
+
+@pytest.mark.gloo
+def test_comparison_of_two_real_cpu_runs(two_cpu_runs, tmp_path):
+    out = tmp_path / "cmp"
+    bench = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench.compare", str(two_cpu_runs[0]), str(two_cpu_runs[1]),
+                           "--out", str(out), "--export-github-benchmark", str(bench)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr  # gloo timings: any verdict, but never bad input
+    text = (out / "comparison.md").read_text()
+    assert text.startswith("## agrs_bench gate: ")
+    assert "of 39 cells" in text and "has 1 launch" in text
+    _assert_images([str(out / "compare_time.png"), str(out / "compare_ratio.png")])
+    assert len(json.loads(bench.read_text())) == 39
+
+
+def test_report_cli_bad_dir_exits_2(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        report.main([str(tmp_path)])
+    assert exc.value.code == 2
