@@ -39,6 +39,8 @@ def _series(benchmarks: Sequence[dict[str, Any]], mode: str, read: Callable[[dic
     for bench in benchmarks:
         p = bench["params"]
         value = read(bench)
+        if any(p.get(k, default) != default for k, default in schema.OPTIONAL_PARAMS.items()):
+            continue  # graph and tuned-options cells live in the report's own tables
         if p["mode"] == mode and isinstance(value, (int, float)):
             found.setdefault((p["source"], p["buffer"]), []).append((int(p["size_bytes"]), float(value)))
     return {key: sorted(points) for key, points in found.items()}
@@ -75,7 +77,7 @@ def _line_figure(doc, modes, read, ylabel, title, path, *, log_y: bool = False) 
     panels = [(mode, series) for mode, series in panels if series]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.5, 5 * len(panels)), 4.5), squeeze=False)
     for ax, (mode, series) in zip(axes[0], panels):
         _draw_lines(ax, series)
         ax.set_title(mode)
@@ -88,7 +90,8 @@ def _line_figure(doc, modes, read, ylabel, title, path, *, log_y: bool = False) 
 
 def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
     plt = _pyplot()
-    steps = [b for b in doc["benchmarks"] if b["params"]["mode"] == "fsdp_step"]
+    steps = [b for b in doc["benchmarks"] if b["params"]["mode"] == "fsdp_step"
+             and all(b["params"].get(k, d) == d for k, d in schema.OPTIONAL_PARAMS.items())]
     if not steps:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

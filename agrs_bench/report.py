@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from agrs_bench import schema
+from agrs_bench import schema, summary
 from agrs_bench.errors import ConfigError, cli_entry, fail
 
 REPORT_FILE = "report.md"
@@ -30,7 +30,45 @@ def warnings_of(doc: dict[str, Any]) -> list[str]:
     for bench in doc["benchmarks"]:
         for note in bench["extra_info"].get("warnings", []):
             notes.append(f"{bench['name']}: {note}")
+    for row in summary.of(doc)["graph_vs_eager"]:
+        if row["graph_serializes"]:
+            notes.append(f"CUDA graph serializes ag_rs {row['source']} {row['buffer']} "
+                         f"{schema.size_label(row['size_bytes'])}: overlap efficiency "
+                         f"{row['eager_overlap_efficiency']:.2f} eager, {row['graph_overlap_efficiency']:.2f} "
+                         "in the graph (see NCCL_GRAPH_STREAM_ORDERING)")
     return notes
+
+
+def _variant(params: dict[str, Any]) -> str:
+    parts = [str(params.get(k, d)) for k, d in schema.OPTIONAL_PARAMS.items() if params.get(k, d) != d]
+    return " ".join(parts) or "-"
+
+
+def _summary_sections(doc: dict[str, Any]) -> list[str]:
+    found = summary.of(doc)
+    lines = []
+    if found["best_nccl_options"]:
+        lines += ["", "## Best NCCL options", "",
+                  "Lowest ag_rs time and lowest fsdp_step exposed communication per size and buffer, "
+                  "beside the default options.", "",
+                  "| mode | source | buffer | size | exec | measure | default ms | best ms | best options | gain |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for row in found["best_nccl_options"]:
+            lines.append(
+                f"| {row['mode']} | {row['source']} | {row['buffer']} | {schema.size_label(row['size_bytes'])} "
+                f"| {row['exec']} | {row['measure']} | {_fmt((row['default_s'] or 0) * 1e3, '.4f')} "
+                f"| {row['best_s'] * 1e3:.4f} | {row['best_options']} | {_fmt(row['gain'], '.1%')} |")
+    if found["graph_vs_eager"]:
+        lines += ["", "## CUDA graph against eager (ag_rs)", "",
+                  "| source | buffer | size | options | eager ms | graph ms | overlap eff eager | overlap eff graph | graph serializes |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for row in found["graph_vs_eager"]:
+            lines.append(
+                f"| {row['source']} | {row['buffer']} | {schema.size_label(row['size_bytes'])} | {row['nccl_options']} "
+                f"| {row['eager_s'] * 1e3:.4f} | {row['graph_s'] * 1e3:.4f} "
+                f"| {_fmt(row['eager_overlap_efficiency'], '.2f')} | {_fmt(row['graph_overlap_efficiency'], '.2f')} "
+                f"| {'**yes**' if row['graph_serializes'] else 'no'} |")
+    return lines
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -56,29 +94,32 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
     if plots:
         lines += ["## Plots", ""] + [f"![{title}]({path})" for title, path in plots] + [""]
     lines += ["## Collectives", "",
-              "| mode | buffer | source | size | n | median ms | busbw GB/s | overlap eff | speedup vs single_comm | ops/sample |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| mode | buffer | source | variant | size | n | median ms | busbw GB/s | vs reference "
+              "| overlap eff | speedup vs single_comm | time / link floor | ops/sample |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for bench in doc["benchmarks"]:
         p, e = bench["params"], bench["extra_info"]
         if p["mode"] == "fsdp_step":
             continue
         lines.append(
-            f"| {p['mode']} | {p['buffer']} | {p['source']} | {schema.size_label(p['size_bytes'])} "
+            f"| {p['mode']} | {p['buffer']} | {p['source']} | {_variant(p)} | {schema.size_label(p['size_bytes'])} "
             f"| {p['group_size']} | {bench['stats']['median'] * 1e3:.4f} | {_fmt(e.get('busbw_gbps'), '.1f')} "
+            f"| {_fmt(e.get('busbw_vs_reference'), '.0%')} "
             f"| {_fmt(e.get('overlap_efficiency'), '.2f')} | {_fmt(e.get('speedup_vs_single_comm'), '.2f')} "
-            f"| {bench['stats'].get('iterations', '-')} |")
+            f"| {_fmt(e.get('time_over_link_floor'), '.2f')} | {bench['stats'].get('iterations', '-')} |")
     steps = [b for b in doc["benchmarks"] if b["params"]["mode"] == "fsdp_step"]
     if steps:
         lines += ["", "## fsdp_step", "",
-                  "| buffers | source | bucket | step ms | compute-only ms | comm-only ms | exposed comm ms | compute slowdown |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| buffers | source | variant | bucket | step ms | compute-only ms | comm-only ms | exposed comm ms | compute slowdown |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for bench in steps:
             p, e = bench["params"], bench["extra_info"]
             lines.append(
-                f"| {p['buffer']} | {p['source']} | {schema.size_label(p['size_bytes'])} "
+                f"| {p['buffer']} | {p['source']} | {_variant(p)} | {schema.size_label(p['size_bytes'])} "
                 f"| {bench['stats']['median'] * 1e3:.3f} | {_fmt(e.get('compute_only_s', 0) * 1e3, '.3f')} "
                 f"| {_fmt(e.get('comm_only_s', 0) * 1e3, '.3f')} | {_fmt(e.get('exposed_comm_s', 0) * 1e3, '.3f')} "
                 f"| {_fmt(e.get('compute_slowdown'), '.2f')} |")
+    lines += _summary_sections(doc)
     lines += ["", "Times are medians of per-sample seconds per iteration (max over ranks); "
               "busbw = S/t * (n-1)/n (an ag_rs iteration moves 2S). Raw samples: results.json."]
     return "\n".join(lines) + "\n"

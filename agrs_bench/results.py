@@ -12,7 +12,7 @@ import os
 import tempfile
 from typing import Any, Iterable
 
-from agrs_bench import measures, schema, stats
+from agrs_bench import measures, schema, stats, summary
 
 CELLS_FILE = "cells.jsonl"
 RESULTS_FILE = "results.json"
@@ -121,6 +121,7 @@ def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, 
             "schema_version": schema.SCHEMA_VERSION,
             "complete": not missing_cells,
             "missing_cells": list(missing_cells),
+            "summary": summary.summarize_run(benchmarks),
             "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "config": config,
         },
