@@ -108,6 +108,8 @@ class RunConfig:
     """Process-group timeout: a stuck collective fails the run after this long."""
     check: bool = True
     """Verify AG and RS outputs of every cell against the expected data."""
+    resume: bool = False
+    """Finish the incomplete run in out_dir: keep its finished cells, measure the missing ones."""
     extra: dict = field(default_factory=dict)
     """Free-form notes recorded in results (e.g. the command line)."""
 
@@ -130,6 +132,18 @@ class RunConfig:
             raise ConfigError(f"target sample time must be > 0 ms, got {self.target_sample_ms}")
         if self.timeout_s <= 0:
             raise ConfigError(f"timeout must be > 0 s, got {self.timeout_s}")
+
+    def record(self) -> dict:
+        """The configuration as plain data, as results.json and config.json store it."""
+        return {
+            "sizes_bytes": list(self.sizes_bytes), "dtype": self.dtype, "modes": list(self.modes),
+            "buffers": list(self.buffers), "sources": list(self.sources), "num_warmup": self.num_warmup,
+            "num_samples": self.num_samples, "ops_per_sample": self.ops_per_sample,
+            "target_sample_ms": self.target_sample_ms, "step_layers": self.step_layers,
+            "step_sizes_bytes": list(self.step_sizes_bytes), "gemm_mnk": list(self.gemm_mnk),
+            "timeout_s": self.timeout_s, "check": self.check, "layout": self.layout.describe(),
+            "backend": self.backend, "argv": self.extra.get("argv", []),
+        }
 
     def cells(self) -> list[dict]:
         """Every cell's params, in the order they are measured (size, buffer, source, mode)."""

@@ -17,6 +17,9 @@ from agrs_bench import measures, schema, stats
 CELLS_FILE = "cells.jsonl"
 RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
+CONFIG_FILE = "config.json"
+RUN_FILES = (CONFIG_FILE, CELLS_FILE, RESULTS_FILE)
+"""A directory holding any of these holds a run."""
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -92,7 +95,8 @@ def derive(benchmarks: list[dict[str, Any]]) -> None:
 
 def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, Any],
                    commit_info: dict[str, Any], config: dict[str, Any],
-                   missing_cells: list[str], started_utc: str) -> dict[str, Any]:
+                   missing_cells: list[str], started_utc: str,
+                   notes: dict[str, Any] | None = None) -> dict[str, Any]:
     benchmarks = [json.loads(json.dumps(b)) for b in benchmarks]  # derive() must not touch callers'
     derive(benchmarks)
     try:
@@ -112,6 +116,7 @@ def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, 
             "missing_cells": list(missing_cells),
             "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "config": config,
+            **(notes or {}),
         },
     }
 

@@ -7,10 +7,12 @@ launcher on every local GPU, or on 2 CPU processes when there is none.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import traceback
 from typing import Any
 
@@ -19,7 +21,8 @@ import torch.distributed as dist
 
 from agrs_bench import buffers as bufs
 from agrs_bench import cells as cellmod
-from agrs_bench import distributed, machine, results, schema
+from agrs_bench import distributed, machine, resume, results, schema, testhooks
+from agrs_bench import preflight as preflight_mod
 from agrs_bench.cli import parse_run_args
 from agrs_bench.config import RunConfig
 from agrs_bench.device import make_handle
@@ -27,6 +30,7 @@ from agrs_bench.errors import EXIT_BAD_INPUT, ConfigError, fail
 from agrs_bench.groups import RS_GROUP_KIND, build_source
 from agrs_bench.groups.membership import check_membership
 from agrs_bench.step import Gemm
+from agrs_bench.watchdog import Watchdog, margin_s
 
 PROG = "agrs_bench.run"
 
@@ -36,81 +40,99 @@ def _say(rank: int, text: str) -> None:
         print(text, flush=True)
 
 
+class CellFailed(RuntimeError):
+    """A cell stopped with an error (a peer died, a collective timed out): names the cell."""
+
+
 def check_out_dir(out: str) -> None:
-    """The run directory must be new (or hold no run) and creatable; touches nothing."""
+    """The run directory must be new (or hold no run) and creatable; leaves nothing behind."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError(f"--out {out!r} exists and is not a directory")
-    if os.path.isdir(out) and any(os.path.exists(os.path.join(out, f))
-                                  for f in (results.RESULTS_FILE, results.CELLS_FILE)):
-        raise ConfigError(f"--out {out!r} already holds a run; choose another directory")
+    if os.path.isdir(out) and any(os.path.exists(os.path.join(out, f)) for f in results.RUN_FILES):
+        raise ConfigError(f"--out {out!r} already holds a run; choose another directory "
+                          "(or --resume it)")
     ancestor = os.path.abspath(out)
     while not os.path.exists(ancestor):
         ancestor = os.path.dirname(ancestor)
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out!r} is not writable ({ancestor!r} does not allow writing)")
+    if not os.path.isdir(ancestor):
+        raise ConfigError(f"--out {out!r} is not writable ({ancestor!r} is not a directory)")
+    try:  # os.access says yes to root on read-only mounts and on folders without w bits
+        os.rmdir(tempfile.mkdtemp(prefix=".agrs-probe-", dir=ancestor))
+    except OSError as err:
+        raise ConfigError(f"--out {out!r} is not writable ({ancestor!r}: {err.strerror})") from None
+
+
+def check_run_dir(cfg: RunConfig) -> list[dict]:
+    """Touches nothing: a new run needs a usable --out; a resumed one, a matching run.
+    Returns the finished cells of a resumed run."""
+    if cfg.resume:
+        return resume.finished_cells(cfg)
+    check_out_dir(cfg.out_dir)
+    return []
 
 
 def prepare_run_dir(cfg: RunConfig) -> None:
-    """Rank 0 only: check, then create the run directory."""
+    """Rank 0 only, once the preflight checks passed: create the run directory and config.json."""
+    if cfg.resume:
+        return
     check_out_dir(cfg.out_dir)
     try:
         os.makedirs(cfg.out_dir, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"--out {cfg.out_dir!r} cannot be created ({err.strerror})") from None
+    results.write_atomic(os.path.join(cfg.out_dir, results.CONFIG_FILE),
+                         json.dumps(cfg.record(), indent=1) + "\n")
 
 
-def config_record(cfg: RunConfig) -> dict[str, Any]:
-    return {
-        "sizes_bytes": list(cfg.sizes_bytes), "dtype": cfg.dtype, "modes": list(cfg.modes),
-        "buffers": list(cfg.buffers), "sources": list(cfg.sources), "num_warmup": cfg.num_warmup,
-        "num_samples": cfg.num_samples, "ops_per_sample": cfg.ops_per_sample,
-        "target_sample_ms": cfg.target_sample_ms, "step_layers": cfg.step_layers,
-        "step_sizes_bytes": list(cfg.step_sizes_bytes), "gemm_mnk": list(cfg.gemm_mnk),
-        "timeout_s": cfg.timeout_s, "check": cfg.check, "layout": cfg.layout.describe(),
-        "argv": cfg.extra.get("argv", []),
-    }
+def preflight(cfg: RunConfig, info: distributed.DistInfo) -> None:
+    """Collective: every rank checks that the largest cell fits its free memory, before anything
+    is allocated or written; all ranks raise the first rank's problem."""
+    free, where = preflight_mod.free_bytes(info.backend, info.local_rank, info.local_world_size)
+    try:
+        preflight_mod.check_memory(cfg, free, where)
+        mine = None
+    except ConfigError as err:
+        mine = f"rank {info.rank}: {err}" if info.rank else str(err)
+    everyone: list[Any] = [None] * info.world_size
+    dist.all_gather_object(everyone, mine)
+    problems = [p for p in everyone if p]
+    if problems:
+        raise ConfigError(problems[0])
 
 
-def measure_all(cfg: RunConfig, info: distributed.DistInfo, dev, sources: dict, finished: list) -> None:
-    """Every cell in order; each finished cell goes to `finished` and (rank 0) to cells.jsonl."""
+def _spans_nodes(ranks: list[int], nodes: list[str]) -> bool:
+    return len({nodes[r] for r in ranks}) > 1
+
+
+def measure_all(cfg: RunConfig, info: distributed.DistInfo, dev, sources: dict, finished: list,
+                *, skip: set, nodes: list[str], watchdog: Watchdog) -> None:
+    """Every cell not in `skip`, in order; each finished cell goes to `finished` and (rank 0) to
+    cells.jsonl at once. A cell that fails raises CellFailed naming it."""
     rank, layout = info.rank, cfg.layout
     group_ranks = {kind: layout.group_of(RS_GROUP_KIND[kind], rank) for kind in cfg.buffers}
     todo = cfg.cells()
-    timer_name = "cuda_event" if dev.is_cuda else "perf_counter"
+    budget_s = cfg.timeout_s + margin_s(cfg.timeout_s)
     allocated: dict[tuple, Any] = {}
     for index, cell in enumerate(todo, start=1):
-        params = dict(cell, world_size=info.world_size)
-        name = schema.cell_id(params)
-        source = sources[cell["source"]]
-        key = (cell["mode"] == "fsdp_step", cell["buffer"], cell["size_bytes"])
-        if key not in allocated:
-            allocated.clear()  # one size at a time on the device
-            if dev.is_cuda:
-                torch.cuda.empty_cache()
-            if cell["mode"] == "fsdp_step":
-                m, n, k = cfg.gemm_mnk
-                allocated[key] = (cellmod.make_step_layers(cfg, cell["size_bytes"], group_ranks, dev.device),
-                                  Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], dev.device))
-            else:
-                allocated[key] = bufs.make_buffer(cell["buffer"], cell["size_bytes"], bufs.DTYPES[cfg.dtype],
-                                                  group_ranks[cell["buffer"]], dev.device)
-        extra: dict[str, Any] = {}
-        if cell["mode"] == "fsdp_step":
-            layers, gemm = allocated[key]
-            samples, extra = cellmod.measure_step(dev, cfg, cell, name, source, layers, gemm, rank)
-            params["group_size"] = len(group_ranks[cfg.buffers[0]])
-            extra["group_sizes"] = {kind: len(r) for kind, r in group_ranks.items()}
-        else:
-            buf = allocated[key]
-            samples = cellmod.measure_collective(dev, cfg, cell, name, source, buf, rank)
-            params["group_size"] = len(buf.group_ranks)
-            extra["shard_bytes"] = buf.param_shard.numel() * buf.param_shard.element_size()
-        extra["group_ranks"] = {kind: r for kind, r in group_ranks.items()} if cell["mode"] == "fsdp_step" \
-            else buf.group_ranks
-        extra["checked"] = cfg.check
-        options = {"timer": timer_name, "warmup": cfg.num_warmup, "min_rounds": cfg.num_samples,
-                   "disable_gc": False, "max_time": 0, "min_time": 0}
-        bench = results.make_benchmark(params, samples.per_iter_s, samples.ops_per_sample, extra, options)
+        if schema.cell_key(cell) in skip:
+            continue
+        name = schema.cell_id(dict(cell, world_size=info.world_size))
+        testhooks.maybe_signal_self(rank, index)
+        watchdog.arm(f"cell {name} ({index}/{len(todo)})", budget_s)
+        try:
+            bench = _measure_cell(cfg, info, dev, sources[cell["source"]], cell, name, group_ranks,
+                                  allocated)
+        except cellmod.OutputCheckError:
+            raise  # names the cell, the rank and the first wrong element already
+        except Exception as err:
+            detail = " ".join(str(err).split())
+            raise CellFailed(f"cell {name} ({index}/{len(todo)}) failed: {type(err).__name__}: {detail}") \
+                from err
+        watchdog.disarm()
+        ranks_of_cell = bench["extra_info"]["group_ranks"]
+        bench["extra_info"]["spans_nodes"] = any(
+            _spans_nodes(r, nodes) for r in (ranks_of_cell.values() if isinstance(ranks_of_cell, dict)
+                                             else [ranks_of_cell]))
         finished.append(bench)
         if rank == 0:
             results.append_cell(cfg.out_dir, bench)
@@ -119,50 +141,123 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, dev, sources: dict, 
             tail = f"busbw {bw:7.1f} GB/s" if bw is not None else \
                 f"exposed {bench['extra_info']['exposed_comm_s'] * 1e3:.3f} ms"
             print(f"[{index}/{len(todo)}] {name:<44} median {median_ms:9.4f} ms  {tail}  "
-                  f"({samples.ops_per_sample} ops/sample)", flush=True)
+                  f"({bench['extra_info']['ops_per_sample']} ops/sample)", flush=True)
 
 
-def write_outputs(cfg: RunConfig, finished: list, missing: list[str], context: dict) -> str:
+def _measure_cell(cfg: RunConfig, info: distributed.DistInfo, dev, source, cell: dict, name: str,
+                  group_ranks: dict[str, list[int]], _allocated: dict[tuple, Any]) -> dict:
+    """Measure one cell; `_allocated` keeps the buffers of the current size for its next cells."""
+    rank = info.rank
+    params = dict(cell, world_size=info.world_size)
+    key = (cell["mode"] == "fsdp_step", cell["buffer"], cell["size_bytes"])
+    if key not in _allocated:
+        _allocated.clear()  # one size at a time on the device
+        if dev.is_cuda:
+            torch.cuda.empty_cache()
+        if cell["mode"] == "fsdp_step":
+            m, n, k = cfg.gemm_mnk
+            _allocated[key] = (cellmod.make_step_layers(cfg, cell["size_bytes"], group_ranks, dev.device),
+                               Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], dev.device))
+        else:
+            _allocated[key] = bufs.make_buffer(cell["buffer"], cell["size_bytes"], bufs.DTYPES[cfg.dtype],
+                                               group_ranks[cell["buffer"]], dev.device)
+    extra: dict[str, Any] = {}
+    if cell["mode"] == "fsdp_step":
+        layers, gemm = _allocated[key]
+        samples, extra = cellmod.measure_step(dev, cfg, cell, name, source, layers, gemm, rank)
+        params["group_size"] = len(group_ranks[cfg.buffers[0]])
+        extra["group_sizes"] = {kind: len(r) for kind, r in group_ranks.items()}
+        extra["group_ranks"] = dict(group_ranks)
+    else:
+        buf = _allocated[key]
+        samples = cellmod.measure_collective(dev, cfg, cell, name, source, buf, rank)
+        params["group_size"] = len(buf.group_ranks)
+        extra["shard_bytes"] = buf.param_shard.numel() * buf.param_shard.element_size()
+        extra["group_ranks"] = buf.group_ranks
+    extra["checked"] = cfg.check
+    options = {"timer": "cuda_event" if dev.is_cuda else "perf_counter", "warmup": cfg.num_warmup,
+               "min_rounds": cfg.num_samples, "disable_gc": False, "max_time": 0, "min_time": 0}
+    return results.make_benchmark(params, samples.per_iter_s, samples.ops_per_sample, extra, options)
+
+
+def write_outputs(cfg: RunConfig, finished: list, context: dict) -> str:
+    """results.json (complete, or marked incomplete with the missing cells), results.csv, report.md."""
     from agrs_bench.report import write_report
 
+    done = {schema.cell_key(b["params"]) for b in finished}
+    world = cfg.layout.world_size
+    missing = [schema.cell_id(dict(c, world_size=world)) for c in cfg.cells()
+               if schema.cell_key(c) not in done]
     doc = results.build_document(finished, machine_info=context["machine_info"],
-                                 commit_info=machine.commit_info(), config=config_record(cfg),
-                                 missing_cells=missing, started_utc=context["started_utc"])
+                                 commit_info=machine.commit_info(), config=cfg.record(),
+                                 missing_cells=missing, started_utc=context["started_utc"],
+                                 notes=context["notes"])
     results.write_run(cfg.out_dir, doc)
     return write_report(cfg.out_dir)
 
 
-def run(cfg: RunConfig, info: distributed.DistInfo) -> int:
-    rank = info.rank
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    dev = make_handle(info.backend, info.local_rank)
+def build_sources(cfg: RunConfig, rank: int) -> dict:
     make_group = distributed.group_maker(cfg.timeout_s)
-    sources = {name: build_source(name, cfg.layout, rank, make_group=make_group) for name in cfg.sources}
-    check_membership(list(sources.values()), cfg.layout, rank)
-    hosts: list[Any] = [None] * info.world_size
-    devices: list[Any] = [None] * info.world_size
-    dist.all_gather_object(hosts, socket.gethostname())
-    dist.all_gather_object(devices, machine.local_device(info.backend, info.local_rank))
-    context = {"started_utc": started, "machine_info": machine.machine_info(
-        backend=info.backend, world_size=info.world_size, hosts=hosts,
-        layout=cfg.layout.describe(), devices=devices)}
-    _say(rank, f"agrs_bench: {info.world_size} ranks, {info.backend}, layout {cfg.layout.describe()}, "
-               f"{len(cfg.cells())} cells -> {cfg.out_dir}")
-    finished: list = []
+    corrupt = testhooks.corrupt_ag_layout(cfg.layout)
+    sources = {name: build_source(name, cfg.layout, rank, make_group=make_group,
+                                  ag_layout=corrupt if name == "pg_collection" else None)
+               for name in cfg.sources}
+    if corrupt is None:
+        check_membership(list(sources.values()), cfg.layout, rank)
+    else:
+        _say(rank, f"agrs_bench: TEST HOOK {testhooks.CORRUPT_AG_VAR}: pg_collection AG groups from "
+                   f"order {corrupt.order!r}, membership check skipped")
+    return sources
+
+
+def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cells: list[dict]) -> int:
+    """After preflight: make the run directory, the groups, measure, write. Raises on failure,
+    after rank 0 wrote the finished cells as an incomplete results.json."""
+    rank = info.rank
+    finished: list = list(skip_cells)  # a resumed run's cells (rank 0 only; empty elsewhere)
+    context: dict[str, Any] = {
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "machine_info": {"backend": info.backend, "world_size": info.world_size},
+        "notes": {"flight_recorder_env": info.flight_recorder,
+                  "resumed_cells": len(skip_cells) if cfg.resume else 0},
+    }
+    local_peers: list[int] = []  # pids of the other ranks of this node's agent
+    if rank == 0:
+        prepare_run_dir(cfg)
+        watchdog.on_expire = lambda phase: write_outputs(cfg, list(finished), context)
+    distributed.make_flight_recorder_dir(info)
     try:
-        measure_all(cfg, info, dev, sources, finished)
+        skip_keys: list[Any] = [[schema.cell_key(b["params"]) for b in skip_cells]]
+        dist.broadcast_object_list(skip_keys, src=0)
+        dev = make_handle(info.backend, info.local_rank)
+        sources = build_sources(cfg, rank)
+        gathered: list[Any] = [None] * info.world_size
+        dist.all_gather_object(gathered, (socket.gethostname(), distributed.node_id(), os.getpid(),
+                                          machine.local_device(info.backend, info.local_rank)))
+        hosts, nodes, pids, devices = (list(column) for column in zip(*gathered))
+        local_peers.extend(pid for node, pid in zip(nodes, pids)
+                           if node == distributed.node_id() and pid != os.getpid())
+        context["machine_info"] = machine.machine_info(
+            backend=info.backend, world_size=info.world_size, hosts=hosts,
+            layout=cfg.layout.describe(), devices=devices)
+        context["machine_info"].update(nodes=nodes, num_nodes=len(set(nodes)))
+        watchdog.disarm()
+        _say(rank, f"agrs_bench: {info.world_size} ranks on {len(set(nodes))} node(s), {info.backend}, "
+                   f"layout {cfg.layout.describe()}, {len(cfg.cells())} cells -> {cfg.out_dir}"
+                   + (f" (resuming: {len(skip_keys[0])} finished)" if cfg.resume else ""))
+        measure_all(cfg, info, dev, sources, finished, skip={tuple(k) for k in skip_keys[0]},
+                    nodes=nodes, watchdog=watchdog)
     except BaseException:
+        watchdog.disarm()
+        distributed.wake_stopped(local_peers)
         if rank == 0:
-            done = {schema.cell_key(b["params"]) for b in finished}
-            missing = [schema.cell_id(dict(c, world_size=info.world_size)) for c in cfg.cells()
-                       if schema.cell_key(c) not in done]
-            write_outputs(cfg, finished, missing, context)
+            write_outputs(cfg, finished, context)
             print(f"agrs_bench: run failed; {len(finished)} finished cell(s) kept in "
-                  f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} (marked incomplete)",
-                  file=sys.stderr, flush=True)
+                  f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} (marked incomplete; "
+                  f"finish it with --resume {cfg.out_dir})", file=sys.stderr, flush=True)
         raise
     if rank == 0:
-        path = write_outputs(cfg, finished, [], context)
+        path = write_outputs(cfg, finished, context)
         print(f"agrs_bench: report: {path}", flush=True)
     return 0
 
@@ -173,7 +268,9 @@ def self_launch(argv: list[str]) -> int:
     nproc = gpus if gpus >= 2 else 2
     backend = "nccl" if gpus >= 2 else "gloo"
     cfg = parse_run_args(argv, world_size=nproc, backend=backend)  # bad input fails here, cleanly
-    check_out_dir(cfg.out_dir)
+    check_run_dir(cfg)
+    if backend == "gloo":  # GPU memory is checked by the ranks, before they allocate or write
+        preflight_mod.check_memory(cfg, *preflight_mod.free_bytes(backend, 0, nproc))
     env = dict(os.environ)
     env.setdefault("NCCL_NVLS_ENABLE", "0")
     if backend == "gloo":
@@ -185,6 +282,47 @@ def self_launch(argv: list[str]) -> int:
     return subprocess.run(cmd, env=env).returncode
 
 
+def _rank_main(argv: list[str], rank: int, world: int) -> int:
+    """One rank under torchrun. Exit status: 0 done, 1 failed (results kept), 2 bad input,
+    3 a phase hung past --timeout plus margin (the watchdog ended it)."""
+    try:
+        if world < 2:
+            raise ConfigError(f"world size {world}: AG/RS overlap needs at least 2 ranks "
+                              "(use --nproc-per-node=2 or more)")
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        cfg = parse_run_args(argv, world_size=world, backend=distributed.pick_backend(local_world))
+        skip_cells = check_run_dir(cfg) if rank == 0 else []
+    except ConfigError as err:
+        if rank == 0:
+            fail(str(err), PROG)
+        raise SystemExit(EXIT_BAD_INPUT)
+    watchdog = Watchdog(PROG, rank)
+    watchdog.catch_sigterm()
+    watchdog.arm("start-up (process groups)", cfg.timeout_s + margin_s(cfg.timeout_s))
+    status = 1
+    try:
+        info = distributed.init(cfg.timeout_s, cfg.backend, run_dir=cfg.out_dir)
+        preflight(cfg, info)
+        status = run(cfg, info, watchdog, skip_cells)
+    except ConfigError as err:
+        status = EXIT_BAD_INPUT
+        if rank == 0:
+            print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+    except Exception as err:
+        print(f"{PROG}: rank {rank}: {type(err).__name__}: {' '.join(str(err).split())}",
+              file=sys.stderr, flush=True)
+        if os.environ.get("AGRS_BENCH_TRACEBACK"):
+            traceback.print_exc()
+    finally:
+        watchdog.stop()
+        if not distributed.teardown(grace_s=margin_s(cfg.timeout_s)):
+            print(f"{PROG}: rank {rank}: destroy_process_group hung; exiting without it",
+                  file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(status)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not distributed.launched_by_torchrun():
@@ -192,34 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             return self_launch(argv)
         except ConfigError as err:
             fail(str(err), PROG)
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    try:
-        if world < 2:
-            raise ConfigError(f"world size {world}: AG/RS overlap needs at least 2 ranks "
-                              "(use --nproc-per-node=2 or more)")
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-        cfg = parse_run_args(argv, world_size=world, backend=distributed.pick_backend(local_world))
-        if rank == 0:
-            prepare_run_dir(cfg)
-    except ConfigError as err:
-        if rank == 0:
-            fail(str(err), PROG)
-        raise SystemExit(EXIT_BAD_INPUT)
-    info = distributed.init(cfg.timeout_s, cfg.backend)
-    status = 1
-    try:
-        status = run(cfg, info)
-    except Exception as err:
-        print(f"{PROG}: rank {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-        if os.environ.get("AGRS_BENCH_TRACEBACK"):
-            traceback.print_exc()
-    finally:
-        if not distributed.teardown():
-            print(f"{PROG}: rank {rank}: destroy_process_group hung; exiting without it",
-                  file=sys.stderr, flush=True)
-            sys.stdout.flush()
-            os._exit(status)
-    return status
+    return _rank_main(argv, int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
 
 
 if __name__ == "__main__":
