@@ -23,8 +23,8 @@ class DistInfo:
     local_rank: int
     local_world_size: int
     backend: str
-    flight_recorder: dict[str, str] = field(default_factory=dict)
-    """The flight-recorder variables this process set (nccl only; those the user set are kept)."""
+    nccl_env_set: dict[str, str] = field(default_factory=dict)
+    """The NCCL fault-handling variables this process set (nccl only; the user's own are kept)."""
 
 
 def pick_backend(local_world_size: int) -> str:
@@ -44,13 +44,19 @@ def node_id() -> str:
     return f"{socket.gethostname()}:{os.environ.get('GROUP_RANK', '0')}"
 
 
-def flight_recorder_env(run_dir: str, environ: dict[str, str]) -> dict[str, str]:
-    """The variables that make PyTorch's NCCL flight recorder dump into `run_dir` on a timeout,
+def nccl_fault_env(run_dir: str, environ: dict[str, str]) -> dict[str, str]:
+    """The variables that make PyTorch's NCCL flight nccl_env dump into `run_dir` on a timeout,
     less those already in `environ` (the user's settings win). Both names of the dump path are
-    set: TORCH_FR_DUMP_TEMP_FILE, and TORCH_NCCL_DEBUG_INFO_TEMP_FILE that older PyTorch reads."""
+    set: TORCH_FR_DUMP_TEMP_FILE, and TORCH_NCCL_DEBUG_INFO_TEMP_FILE that older PyTorch reads.
+
+    TORCH_NCCL_ASYNC_ERROR_HANDLING=2 (abort the communicators, keep the process): by default
+    PyTorch's NCCL watchdog kills the whole process on a timeout, before rank 0 can write the
+    finished cells to results.json; with 2 the rank goes on to fail the cell (or our watchdog
+    ends it) after saving."""
     prefix = os.path.join(os.path.abspath(run_dir), "flight_recorder", "rank_")
     wanted = {"TORCH_NCCL_TRACE_BUFFER_SIZE": "2000", "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
-              "TORCH_FR_DUMP_TEMP_FILE": prefix, "TORCH_NCCL_DEBUG_INFO_TEMP_FILE": prefix}
+              "TORCH_FR_DUMP_TEMP_FILE": prefix, "TORCH_NCCL_DEBUG_INFO_TEMP_FILE": prefix,
+              "TORCH_NCCL_ASYNC_ERROR_HANDLING": "2"}
     return {k: v for k, v in wanted.items() if k not in environ}
 
 
@@ -59,22 +65,22 @@ def init(timeout_s: float, backend: str | None = None, run_dir: str | None = Non
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     backend = backend or pick_backend(local_world_size)
     kwargs: dict[str, Any] = {}
-    recorder: dict[str, str] = {}
+    nccl_env: dict[str, str] = {}
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
         kwargs["device_id"] = torch.device("cuda", local_rank)
         if run_dir:
-            recorder = flight_recorder_env(run_dir, dict(os.environ))
-            os.environ.update(recorder)  # read by the NCCL process group when it is created
+            nccl_env = nccl_fault_env(run_dir, dict(os.environ))
+            os.environ.update(nccl_env)  # read by the NCCL process group when it is created
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, local_world_size, backend,
-                    recorder)
+                    nccl_env)
 
 
 def make_flight_recorder_dir(info: DistInfo) -> None:
     """Create the folder the dumps go to; the dump itself does not create it. Called once the
     run directory may be written (after the preflight checks), on every node."""
-    path = info.flight_recorder.get("TORCH_FR_DUMP_TEMP_FILE")
+    path = info.nccl_env_set.get("TORCH_FR_DUMP_TEMP_FILE")
     if path:
         os.makedirs(os.path.dirname(path), exist_ok=True)
 

@@ -58,6 +58,17 @@ def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def drop_partial_line(run_dir: str) -> None:
+    """Before a resumed run appends: cut a last line that a crash left without its newline."""
+    path = os.path.join(run_dir, CELLS_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, "r+b") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def read_cells(run_dir: str) -> list[dict[str, Any]]:
     """Finished cells of a run; a last line cut short by a crash is ignored."""
     path = os.path.join(run_dir, CELLS_FILE)
@@ -119,6 +130,27 @@ def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, 
             **(notes or {}),
         },
     }
+
+
+def salvage(run_dir: str) -> bool:
+    """When a run ended with no results.json (rank 0 itself died, or NCCL's own watchdog aborted
+    it), build one from config.json and cells.jsonl, marked incomplete. False: nothing to do."""
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    if os.path.exists(os.path.join(run_dir, RESULTS_FILE)) or not os.path.exists(config_path):
+        return False
+    with open(config_path, encoding="utf-8") as fh:
+        config = json.load(fh)
+    cells = read_cells(run_dir)
+    done = {schema.cell_id(b["params"]) for b in cells}
+    missing = [c for c in config.get("cells", []) if c not in done]
+    info = {"backend": config.get("backend"), "world_size": config.get("layout", {}).get("world_size")}
+    doc = build_document(cells, machine_info=info, commit_info={}, config=config,
+                         missing_cells=missing or ["(unknown: the run ended before it finished)"],
+                         started_utc=datetime.datetime.fromtimestamp(
+                             os.path.getmtime(config_path), datetime.timezone.utc).isoformat(),
+                         notes={"rebuilt_from_cells": True})
+    write_run(run_dir, doc)
+    return True
 
 
 def to_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:

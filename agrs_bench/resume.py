@@ -17,7 +17,7 @@ from agrs_bench.config import RunConfig
 from agrs_bench.errors import ConfigError
 
 # Fields that may change between the two parts of a run without changing what is measured.
-NOT_COMPARED = ("argv", "timeout_s")
+NOT_COMPARED = ("argv", "timeout_s", "cells")
 
 
 def stored_config(run_dir: str) -> dict[str, Any]:

@@ -74,14 +74,16 @@ def check_run_dir(cfg: RunConfig) -> list[dict]:
 def prepare_run_dir(cfg: RunConfig) -> None:
     """Rank 0 only, once the preflight checks passed: create the run directory and config.json."""
     if cfg.resume:
+        results.drop_partial_line(cfg.out_dir)
         return
     check_out_dir(cfg.out_dir)
     try:
         os.makedirs(cfg.out_dir, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"--out {cfg.out_dir!r} cannot be created ({err.strerror})") from None
+    cell_ids = [schema.cell_id(dict(c, world_size=cfg.layout.world_size)) for c in cfg.cells()]
     results.write_atomic(os.path.join(cfg.out_dir, results.CONFIG_FILE),
-                         json.dumps(cfg.record(), indent=1) + "\n")
+                         json.dumps(dict(cfg.record(), cells=cell_ids), indent=1) + "\n")
 
 
 def preflight(cfg: RunConfig, info: distributed.DistInfo) -> None:
@@ -218,7 +220,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     context: dict[str, Any] = {
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "machine_info": {"backend": info.backend, "world_size": info.world_size},
-        "notes": {"flight_recorder_env": info.flight_recorder,
+        "notes": {"nccl_env_set": info.nccl_env_set,
                   "resumed_cells": len(skip_cells) if cfg.resume else 0},
     }
     local_peers: list[int] = []  # pids of the other ranks of this node's agent
@@ -279,12 +281,20 @@ def self_launch(argv: list[str]) -> int:
         argv = [*argv, "--out", cfg.out_dir]  # the children must not pick their own timestamp
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={nproc}", "-m", "agrs_bench.run", *argv]
-    return subprocess.run(cmd, env=env).returncode
+    status = subprocess.run(cmd, env=env).returncode
+    if status not in (0, EXIT_BAD_INPUT) and results.salvage(cfg.out_dir):
+        from agrs_bench.report import write_report
+
+        write_report(cfg.out_dir)
+        print(f"{PROG}: rank 0 ended before writing results; rebuilt "
+              f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} from {results.CELLS_FILE} "
+              "(marked incomplete)", file=sys.stderr, flush=True)
+    return status
 
 
 def _rank_main(argv: list[str], rank: int, world: int) -> int:
     """One rank under torchrun. Exit status: 0 done, 1 failed (results kept), 2 bad input,
-    3 a phase hung past --timeout plus margin (the watchdog ended it)."""
+    3 a phase hung past --timeout plus margin (the watchdog ended it), 143 torchrun's SIGTERM."""
     try:
         if world < 2:
             raise ConfigError(f"world size {world}: AG/RS overlap needs at least 2 ranks "

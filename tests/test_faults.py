@@ -2,6 +2,7 @@
 finished cells are kept, results.json is marked incomplete, and --resume completes the run."""
 
 import json
+import sys
 
 import pytest
 
@@ -65,3 +66,15 @@ def test_stopped_rank_times_out_and_every_process_ends(tmp_path):
     assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
     assert "Timed out" in done.stderr
     assert _doc(out)["agrs_bench"]["complete"] is False and len(_cells(out)) == 2
+
+
+def test_self_launch_rebuilds_results_when_rank_0_dies(tmp_path):
+    out = tmp_path / "run"
+    done = launch.run([sys.executable, "-m", "agrs_bench.run", "--out", str(out), *ARGS],
+                      env_extra={"AGRS_BENCH_TEST_SIGNAL": "KILL@0:3"})
+    assert done.returncode != 0 and not done.leftover_pids
+    assert "rebuilt" in done.stderr
+    doc = _doc(out)
+    assert doc["agrs_bench"]["complete"] is False and doc["agrs_bench"]["rebuilt_from_cells"] is True
+    assert len(doc["benchmarks"]) == 2 and len(doc["agrs_bench"]["missing_cells"]) == CELLS - 2
+    assert (out / "report.md").exists()

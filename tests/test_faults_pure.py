@@ -57,10 +57,10 @@ def test_resume_names_the_first_difference(tmp_path):
         resume.finished_cells(_cfg("--sizes", "4KiB", "--resume", str(tmp_path), "--iters", "9"))
 
 
-def test_flight_recorder_env_keeps_the_users_settings(tmp_path):
-    env = distributed.flight_recorder_env(str(tmp_path), {"TORCH_NCCL_TRACE_BUFFER_SIZE": "5"})
+def test_nccl_fault_env_keeps_the_users_settings(tmp_path):
+    env = distributed.nccl_fault_env(str(tmp_path), {"TORCH_NCCL_TRACE_BUFFER_SIZE": "5"})
     assert "TORCH_NCCL_TRACE_BUFFER_SIZE" not in env
-    assert env["TORCH_NCCL_DUMP_ON_TIMEOUT"] == "1"
+    assert env["TORCH_NCCL_DUMP_ON_TIMEOUT"] == "1" and env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "2"
     assert env["TORCH_FR_DUMP_TEMP_FILE"] == env["TORCH_NCCL_DEBUG_INFO_TEMP_FILE"] \
         == str(tmp_path / "flight_recorder" / "rank_")
 
@@ -68,3 +68,11 @@ def test_flight_recorder_env_keeps_the_users_settings(tmp_path):
 def test_spans_nodes():
     nodes = ["a:0", "a:0", "b:1", "b:1"]
     assert _spans_nodes([0, 2], nodes) and not _spans_nodes([0, 1], nodes)
+
+
+def test_partial_last_line_is_dropped_before_appending(tmp_path):
+    from agrs_bench import results
+    (tmp_path / "cells.jsonl").write_text('{"a": 1}\n{"b": ')
+    results.drop_partial_line(str(tmp_path))
+    assert (tmp_path / "cells.jsonl").read_text() == '{"a": 1}\n'
+    assert results.read_cells(str(tmp_path)) == [{"a": 1}]
