@@ -102,8 +102,13 @@ def preflight(cfg: RunConfig, info: distributed.DistInfo) -> None:
         raise ConfigError(problems[0])
 
 
-def _spans_nodes(ranks: list[int], nodes: list[str]) -> bool:
-    return len({nodes[r] for r in ranks}) > 1
+def groups_span_nodes(cfg: RunConfig, nodes: list[str]) -> dict[str, bool]:
+    """Per buffer kind: does any of its groups (in the whole layout) hold ranks of several nodes?"""
+    def lists(kind: str) -> list[list[int]]:
+        group = RS_GROUP_KIND[kind]
+        return cfg.layout.dense(group) if kind == "dense" else cfg.layout.expert(group)
+
+    return {kind: any(len({nodes[r] for r in ranks}) > 1 for ranks in lists(kind)) for kind in cfg.buffers}
 
 
 def measure_all(cfg: RunConfig, info: distributed.DistInfo, dev, sources: dict, finished: list,
@@ -115,6 +120,7 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, dev, sources: dict, 
     todo = cfg.cells()
     budget_s = cfg.timeout_s + margin_s(cfg.timeout_s)
     allocated: dict[tuple, Any] = {}
+    spans = groups_span_nodes(cfg, nodes)
     for index, cell in enumerate(todo, start=1):
         if schema.cell_key(cell) in skip:
             continue
@@ -131,10 +137,8 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, dev, sources: dict, 
             raise CellFailed(f"cell {name} ({index}/{len(todo)}) failed: {type(err).__name__}: {detail}") \
                 from err
         watchdog.disarm()
-        ranks_of_cell = bench["extra_info"]["group_ranks"]
-        bench["extra_info"]["spans_nodes"] = any(
-            _spans_nodes(r, nodes) for r in (ranks_of_cell.values() if isinstance(ranks_of_cell, dict)
-                                             else [ranks_of_cell]))
+        kinds = cfg.buffers if cell["mode"] == "fsdp_step" else (cell["buffer"],)
+        bench["extra_info"]["spans_nodes"] = any(spans[kind] for kind in kinds)
         finished.append(bench)
         if rank == 0:
             results.append_cell(cfg.out_dir, bench)
@@ -147,31 +151,31 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, dev, sources: dict, 
 
 
 def _measure_cell(cfg: RunConfig, info: distributed.DistInfo, dev, source, cell: dict, name: str,
-                  group_ranks: dict[str, list[int]], _allocated: dict[tuple, Any]) -> dict:
-    """Measure one cell; `_allocated` keeps the buffers of the current size for its next cells."""
+                  group_ranks: dict[str, list[int]], allocated: dict[tuple, Any]) -> dict:
+    """Measure one cell; `allocated` keeps the buffers of the current size for its next cells."""
     rank = info.rank
     params = dict(cell, world_size=info.world_size)
     key = (cell["mode"] == "fsdp_step", cell["buffer"], cell["size_bytes"])
-    if key not in _allocated:
-        _allocated.clear()  # one size at a time on the device
+    if key not in allocated:
+        allocated.clear()  # one size at a time on the device
         if dev.is_cuda:
             torch.cuda.empty_cache()
         if cell["mode"] == "fsdp_step":
             m, n, k = cfg.gemm_mnk
-            _allocated[key] = (cellmod.make_step_layers(cfg, cell["size_bytes"], group_ranks, dev.device),
+            allocated[key] = (cellmod.make_step_layers(cfg, cell["size_bytes"], group_ranks, dev.device),
                                Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], dev.device))
         else:
-            _allocated[key] = bufs.make_buffer(cell["buffer"], cell["size_bytes"], bufs.DTYPES[cfg.dtype],
+            allocated[key] = bufs.make_buffer(cell["buffer"], cell["size_bytes"], bufs.DTYPES[cfg.dtype],
                                                group_ranks[cell["buffer"]], dev.device)
     extra: dict[str, Any] = {}
     if cell["mode"] == "fsdp_step":
-        layers, gemm = _allocated[key]
+        layers, gemm = allocated[key]
         samples, extra = cellmod.measure_step(dev, cfg, cell, name, source, layers, gemm, rank)
         params["group_size"] = len(group_ranks[cfg.buffers[0]])
         extra["group_sizes"] = {kind: len(r) for kind, r in group_ranks.items()}
         extra["group_ranks"] = dict(group_ranks)
     else:
-        buf = _allocated[key]
+        buf = allocated[key]
         samples = cellmod.measure_collective(dev, cfg, cell, name, source, buf, rank)
         params["group_size"] = len(buf.group_ranks)
         extra["shard_bytes"] = buf.param_shard.numel() * buf.param_shard.element_size()
@@ -242,7 +246,8 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
         context["machine_info"] = machine.machine_info(
             backend=info.backend, world_size=info.world_size, hosts=hosts,
             layout=cfg.layout.describe(), devices=devices)
-        context["machine_info"].update(nodes=nodes, num_nodes=len(set(nodes)))
+        context["machine_info"].update(nodes=nodes, num_nodes=len(set(nodes)),
+                                       groups_span_nodes=groups_span_nodes(cfg, nodes))
         watchdog.disarm()
         _say(rank, f"agrs_bench: {info.world_size} ranks on {len(set(nodes))} node(s), {info.backend}, "
                    f"layout {cfg.layout.describe()}, {len(cfg.cells())} cells -> {cfg.out_dir}"

@@ -45,4 +45,5 @@ def test_two_agents_on_one_host_make_one_run_of_four_ranks(tmp_path):
     nodes = info["nodes"]  # each agent's ranks are contiguous
     assert nodes[0] == nodes[1] != nodes[2] == nodes[3]
     assert len(doc["benchmarks"]) == 2 * 2
-    assert all(b["extra_info"]["spans_nodes"] for b in doc["benchmarks"])  # DP group [0,1,2,3]
+    assert info["groups_span_nodes"] == {"dense": True}  # the DP group is [0,1,2,3]
+    assert all(b["extra_info"]["spans_nodes"] for b in doc["benchmarks"])

@@ -7,7 +7,7 @@ import pytest
 from agrs_bench import distributed, preflight, resume
 from agrs_bench.cli import parse_run_args
 from agrs_bench.errors import ConfigError
-from agrs_bench.run import _spans_nodes
+from agrs_bench.run import groups_span_nodes
 
 
 def _cfg(*argv, world=2):
@@ -65,9 +65,13 @@ def test_nccl_fault_env_keeps_the_users_settings(tmp_path):
         == str(tmp_path / "flight_recorder" / "rank_")
 
 
-def test_spans_nodes():
+def test_groups_span_nodes():
     nodes = ["a:0", "a:0", "b:1", "b:1"]
-    assert _spans_nodes([0, 2], nodes) and not _spans_nodes([0, 1], nodes)
+    # tp=2 (and etp=2): the DP and expert-DP groups are [0,2] [1,3], across the two nodes; with dp
+    # first in the order they are [0,1] [2,3], each on one node.
+    assert groups_span_nodes(_cfg("--tp", "2", "--ep", "1", world=4), nodes) == {"dense": True, "expert": True}
+    assert groups_span_nodes(_cfg("--tp", "2", "--ep", "1", "--order", "dp-tp", world=4), nodes) \
+        == {"dense": False, "expert": False}
 
 
 def test_partial_last_line_is_dropped_before_appending(tmp_path):
