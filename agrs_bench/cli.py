@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 
+from agrs_bench import config_file
 from agrs_bench.config import RunConfig, parse_choices, parse_gemm, parse_sizes
 from agrs_bench.errors import ConfigError
 from agrs_bench.groups import BUFFERS, SOURCES
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sweep-nccl-options", action="store_true",
                         help="measure pg_collection under a grid of AG/RS NCCL options")
     parser.add_argument("--out", help="run directory (default results/runs/<UTC timestamp>)")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="finish this incomplete run (same flags as the run): skip its finished cells")
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="flag values from a TOML file (keys: flag names without --); flags override it")
     return parser
 
 
@@ -69,7 +74,11 @@ def default_ep(world_size: int) -> int:
 
 
 def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConfig:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        parser.set_defaults(**config_file.load(args.config, parser))
+        args = parser.parse_args(argv)
     defaults = DEFAULTS[backend]
     if args.world_size is not None and args.world_size != world_size:
         raise ConfigError(f"--world-size {args.world_size} does not match the {world_size} launched ranks")
@@ -77,7 +86,9 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         raise ConfigError(f"--rank-offset {args.rank_offset}: a run's layout covers every launched "
                           "rank, so the offset must be 0 (use agrs_bench.topology to explore offsets)")
     layout = layout_from_args(args, world_size, default_ep=default_ep(world_size))
-    out = args.out or os.path.join(
+    if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+        raise ConfigError(f"--out {args.out!r} and --resume {args.resume!r} name different run directories")
+    out = args.resume or args.out or os.path.join(
         "results", "runs", datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     return RunConfig(
         layout=layout, backend=backend,
@@ -103,5 +114,6 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         ag_options=parse_nccl_options(args.ag_nccl_options),
         rs_options=parse_nccl_options(args.rs_nccl_options),
         sweep_nccl_options=args.sweep_nccl_options,
+        resume=bool(args.resume),
         extra={"argv": list(argv)},
     )

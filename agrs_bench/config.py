@@ -123,6 +123,8 @@ class RunConfig:
     """NCCL options of the RS (DP) groups."""
     sweep_nccl_options: bool = False
     """Measure pg_collection under every (AG, RS) options pair of nccl_options.SWEEP_GRID."""
+    resume: bool = False
+    """Finish the incomplete run in out_dir: keep its finished cells, measure the missing ones."""
     extra: dict = field(default_factory=dict)
     """Free-form notes recorded in results (e.g. the command line)."""
 
@@ -159,6 +161,21 @@ class RunConfig:
         if self.sweep_nccl_options and source == "pg_collection":
             return list(SWEEP_GRID)
         return [(self.ag_options, self.rs_options)]
+
+    def record(self) -> dict:
+        """The configuration as plain data, as results.json and config.json store it."""
+        return {
+            "sizes_bytes": list(self.sizes_bytes), "dtype": self.dtype, "modes": list(self.modes),
+            "buffers": list(self.buffers), "sources": list(self.sources), "num_warmup": self.num_warmup,
+            "num_samples": self.num_samples, "ops_per_sample": self.ops_per_sample,
+            "target_sample_ms": self.target_sample_ms, "step_layers": self.step_layers,
+            "step_sizes_bytes": list(self.step_sizes_bytes), "gemm_mnk": list(self.gemm_mnk),
+            "timeout_s": self.timeout_s, "check": self.check, "layout": self.layout.describe(),
+            "backend": self.backend, "reference": self.reference, "hide_launch": self.hide_launch,
+            "telemetry": self.telemetry, "graph": self.graph, "ag_options": self.ag_options.label(),
+            "rs_options": self.rs_options.label(), "sweep_nccl_options": self.sweep_nccl_options,
+            "argv": self.extra.get("argv", []),
+        }
 
     def cells(self) -> list[dict]:
         """Every cell's params, in measuring order: size, buffer, source, options, exec, mode."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
+import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -21,6 +23,8 @@ class DistInfo:
     local_rank: int
     local_world_size: int
     backend: str
+    nccl_env_set: dict[str, str] = field(default_factory=dict)
+    """The NCCL fault-handling variables this process set (nccl only; the user's own are kept)."""
 
 
 def pick_backend(local_world_size: int) -> str:
@@ -34,16 +38,51 @@ def launched_by_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
 
 
-def init(timeout_s: float, backend: str | None = None) -> DistInfo:
+def node_id() -> str:
+    """Which node this process runs on. torchrun's GROUP_RANK (one per agent) tells apart two
+    agents that share a host, as they do when a multi-node launch is rehearsed on one machine."""
+    return f"{socket.gethostname()}:{os.environ.get('GROUP_RANK', '0')}"
+
+
+def nccl_fault_env(run_dir: str, environ: dict[str, str]) -> dict[str, str]:
+    """The variables that make PyTorch's NCCL flight nccl_env dump into `run_dir` on a timeout,
+    less those already in `environ` (the user's settings win). Both names of the dump path are
+    set: TORCH_FR_DUMP_TEMP_FILE, and TORCH_NCCL_DEBUG_INFO_TEMP_FILE that older PyTorch reads.
+
+    TORCH_NCCL_ASYNC_ERROR_HANDLING=2 (abort the communicators, keep the process): by default
+    PyTorch's NCCL watchdog kills the whole process on a timeout, before rank 0 can write the
+    finished cells to results.json; with 2 the rank goes on to fail the cell (or our watchdog
+    ends it) after saving."""
+    prefix = os.path.join(os.path.abspath(run_dir), "flight_recorder", "rank_")
+    wanted = {"TORCH_NCCL_TRACE_BUFFER_SIZE": "2000", "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
+              "TORCH_FR_DUMP_TEMP_FILE": prefix, "TORCH_NCCL_DEBUG_INFO_TEMP_FILE": prefix,
+              "TORCH_NCCL_ASYNC_ERROR_HANDLING": "2"}
+    return {k: v for k, v in wanted.items() if k not in environ}
+
+
+def init(timeout_s: float, backend: str | None = None, run_dir: str | None = None) -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     backend = backend or pick_backend(local_world_size)
     kwargs: dict[str, Any] = {}
+    nccl_env: dict[str, str] = {}
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
         kwargs["device_id"] = torch.device("cuda", local_rank)
+        if run_dir:
+            nccl_env = nccl_fault_env(run_dir, dict(os.environ))
+            os.environ.update(nccl_env)  # read by the NCCL process group when it is created
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, local_world_size, backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, local_world_size, backend,
+                    nccl_env)
+
+
+def make_flight_recorder_dir(info: DistInfo) -> None:
+    """Create the folder the dumps go to; the dump itself does not create it. Called once the
+    run directory may be written (after the preflight checks), on every node."""
+    path = info.nccl_env_set.get("TORCH_FR_DUMP_TEMP_FILE")
+    if path:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
 def group_maker(timeout_s: float, pg_options_for_role: Callable[[str], Any] | None = None
@@ -65,6 +104,18 @@ def group_maker(timeout_s: float, pg_options_for_role: Callable[[str], Any] | No
         return mine
 
     return make_group
+
+
+def wake_stopped(pids: list[int]) -> None:
+    """SIGCONT the other ranks of this node when the run fails. A stopped rank (SIGSTOP, job
+    control, a debugger) cannot take the SIGTERM torchrun sends when a rank fails, and torchrun
+    waits 30 s before its SIGKILL; woken, it takes the SIGTERM at once. A running rank ignores
+    SIGCONT."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except OSError:
+            pass  # already gone
 
 
 def teardown(grace_s: float = 30.0) -> bool:

@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         print(write_report(args.run_dir))
     except schema.SchemaError as err:
         fail(str(err), "agrs_bench.report")
+    meta = schema.load(os.path.join(args.run_dir, "results.json"))["agrs_bench"]
+    if not meta.get("complete", True):
+        print(f"note: incomplete run, {len(meta.get('missing_cells', []))} cell(s) missing "
+              f"(finish it with python -m agrs_bench.run --resume {args.run_dir})")
     return 0
 
 

@@ -17,6 +17,9 @@ from agrs_bench import measures, schema, stats, summary
 CELLS_FILE = "cells.jsonl"
 RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
+CONFIG_FILE = "config.json"
+RUN_FILES = (CONFIG_FILE, CELLS_FILE, RESULTS_FILE)
+"""A directory holding any of these holds a run."""
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -51,9 +54,6 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
                                         extra["link_gbps_per_direction"])
         extra["link_floor_s"] = floor_s
         extra["time_over_link_floor"] = median / floor_s
-    if extra.get("telemetry", {}).get("throttled"):
-        extra.setdefault("warnings", []).append(
-            "GPU clocks were throttled during this cell: " + ", ".join(extra["telemetry"]["clock_event_reasons"]))
     extra["ops_per_sample"] = ops_per_sample
     return schema.benchmark_entry(params, block, extra, options)
 
@@ -63,6 +63,17 @@ def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
         fh.write(json.dumps(benchmark) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def drop_partial_line(run_dir: str) -> None:
+    """Before a resumed run appends: cut a last line that a crash left without its newline."""
+    path = os.path.join(run_dir, CELLS_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path, "r+b") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
 
 
 def read_cells(run_dir: str) -> list[dict[str, Any]]:
@@ -103,7 +114,8 @@ def derive(benchmarks: list[dict[str, Any]]) -> None:
 
 def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, Any],
                    commit_info: dict[str, Any], config: dict[str, Any],
-                   missing_cells: list[str], started_utc: str) -> dict[str, Any]:
+                   missing_cells: list[str], started_utc: str,
+                   notes: dict[str, Any] | None = None) -> dict[str, Any]:
     benchmarks = [json.loads(json.dumps(b)) for b in benchmarks]  # derive() must not touch callers'
     derive(benchmarks)
     try:
@@ -124,8 +136,30 @@ def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, 
             "summary": summary.summarize_run(benchmarks),
             "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "config": config,
+            **(notes or {}),
         },
     }
+
+
+def salvage(run_dir: str) -> bool:
+    """When a run ended with no results.json (rank 0 itself died, or NCCL's own watchdog aborted
+    it), build one from config.json and cells.jsonl, marked incomplete. False: nothing to do."""
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    if os.path.exists(os.path.join(run_dir, RESULTS_FILE)) or not os.path.exists(config_path):
+        return False
+    with open(config_path, encoding="utf-8") as fh:
+        config = json.load(fh)
+    cells = read_cells(run_dir)
+    done = {schema.cell_id(b["params"]) for b in cells}
+    missing = [c for c in config.get("cells", []) if c not in done]
+    info = {"backend": config.get("backend"), "world_size": config.get("layout", {}).get("world_size")}
+    doc = build_document(cells, machine_info=info, commit_info={}, config=config,
+                         missing_cells=missing or ["(unknown: the run ended before it finished)"],
+                         started_utc=datetime.datetime.fromtimestamp(
+                             os.path.getmtime(config_path), datetime.timezone.utc).isoformat(),
+                         notes={"rebuilt_from_cells": True})
+    write_run(run_dir, doc)
+    return True
 
 
 def to_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,81 @@
+"""Before anything is allocated or written: will the largest cell fit in this rank's free memory?
+
+The estimate is deliberately simple and a little generous. A collective cell over a group of n
+ranks holds a parameter shard, the gathered parameters, the full gradients and a gradient shard
+(2·S + 2·S/n bytes); the output check builds its expected data from int64 index ramps (about three
+of them over the full buffer). An fsdp_step cell holds that per layer and buffer kind, plus the GEMM.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from agrs_bench import buffers as bufs
+from agrs_bench import schema
+from agrs_bench.config import RunConfig
+from agrs_bench.errors import ConfigError
+from agrs_bench.groups import RS_GROUP_KIND
+
+CHECK_RAMPS = 3  # int64 temporaries over the full buffer while the expected data is built
+
+
+def _buffer_bytes(size_bytes: int, element_bytes: int, group_size: int) -> tuple[int, int]:
+    """(bytes the four tensors of one buffer hold, elements of the full buffer)."""
+    shard = bufs.shard_numel(size_bytes, element_bytes, group_size)
+    return 2 * (shard + shard * group_size) * element_bytes, shard * group_size
+
+
+def needed_bytes(cfg: RunConfig) -> list[tuple[int, str]]:
+    """(bytes one rank needs, the flag and value that ask for it) for each size of the run."""
+    element = bufs.DTYPES[cfg.dtype].itemsize
+    group = {kind: len(cfg.layout.dense("dp_cp")[0]) if RS_GROUP_KIND[kind] == "dp_cp"
+             else len(cfg.layout.expert("expt_dp")[0]) for kind in cfg.buffers}
+    n = min(group.values())
+    check = (lambda numel: CHECK_RAMPS * 8 * numel) if cfg.check else (lambda numel: 0)
+    needs = []
+    if any(m != "fsdp_step" for m in cfg.modes):
+        for size in cfg.sizes_bytes:
+            held, numel = _buffer_bytes(size, element, n)
+            needs.append((held + check(numel), f"--sizes {schema.size_label(size)}"))
+    if "fsdp_step" in cfg.modes:
+        m, k, nn = cfg.gemm_mnk
+        gemm = (m * k + k * nn + m * nn) * element
+        for size in cfg.step_sizes_bytes:
+            held, numel = _buffer_bytes(size, element, n)
+            needs.append((cfg.step_layers * len(cfg.buffers) * held + check(numel) + gemm,
+                          f"--step-sizes {schema.size_label(size)} with --layers {cfg.step_layers}"))
+    return needs
+
+
+def _host_available_bytes() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def free_bytes(backend: str, local_rank: int, local_world_size: int) -> tuple[int, str]:
+    """(bytes this rank may use, where): its GPU's free memory, or its share of the host's."""
+    if backend == "nccl":
+        free, _ = torch.cuda.mem_get_info(local_rank)
+        return free, f"free on cuda:{local_rank}"
+    share = _host_available_bytes() // max(1, local_world_size)
+    return share, f"of available host memory per rank ({local_world_size} ranks on this host)"
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:.1f} GiB"
+
+
+def check_memory(cfg: RunConfig, free: int, where: str) -> None:
+    """ConfigError naming the first size whose cell does not fit in `free` bytes."""
+    for need, asked in needed_bytes(cfg):
+        if need > free:
+            raise ConfigError(f"{asked} needs about {_gib(need)} per rank, more than the "
+                              f"{_gib(free)} {where}")

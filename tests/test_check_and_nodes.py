@@ -1,0 +1,49 @@
+"""The output check catches AG groups with a wrong member; two torchrun agents make one run."""
+
+import json
+import time
+
+import pytest
+
+from tests import launch
+from tests.gloo_harness import free_port
+
+pytestmark = pytest.mark.gloo
+
+ARGS = [*launch.FAST, "--modes", "ag_rs", "--sources", "single_comm,pg_collection", "--timeout", "30"]
+
+
+def test_check_catches_ag_group_with_a_swapped_member(tmp_path):
+    # tp=2 on 4 ranks: DP groups [0,2] [1,3]. The hook builds pg_collection's AG groups with dp
+    # first in the order, [0,1] [2,3], and skips the membership check that would refuse them.
+    out = tmp_path / "run"
+    done = launch.run(launch.torchrun_cmd(4, "--out", str(out), *ARGS, "--tp", "2", "--ep", "1",
+                                          "--buffers", "dense"),
+                      env_extra={"AGRS_BENCH_TEST_CORRUPT_AG": "1"})
+    assert done.returncode != 0
+    assert "membership check skipped" in done.stdout
+    assert ("output check failed in cell ag_rs-dense-pg_collection-4KiB: rank 0: AG output element "
+            in done.stderr), done.stderr[-3000:]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["agrs_bench"]["complete"] is False
+    assert {b["params"]["source"] for b in doc["benchmarks"]} == {"single_comm"}  # measured before
+
+
+def test_two_agents_on_one_host_make_one_run_of_four_ranks(tmp_path):
+    out = tmp_path / "run"
+    rdzv = ["--nnodes=2", "--rdzv-backend=c10d", f"--rdzv-endpoint=localhost:{free_port()}",
+            "--rdzv-id=agrs-multinode-test"]
+    cmd = launch.torchrun_cmd(2, "--out", str(out), *ARGS, "--buffers", "dense", rdzv=rdzv)
+    agents = [launch.start(cmd), launch.start(cmd)]
+    started = time.monotonic()
+    done = [launch.finish(agent, 240, started) for agent in agents]
+    for agent in done:
+        assert agent.returncode == 0, agent.stderr[-3000:]
+    doc = json.loads((out / "results.json").read_text())
+    info = doc["machine_info"]
+    assert info["world_size"] == 4 and info["num_nodes"] == 2
+    nodes = info["nodes"]  # each agent's ranks are contiguous
+    assert nodes[0] == nodes[1] != nodes[2] == nodes[3]
+    assert len(doc["benchmarks"]) == 2 * 2
+    assert info["groups_span_nodes"] == {"dense": True}  # the DP group is [0,1,2,3]
+    assert all(b["extra_info"]["spans_nodes"] for b in doc["benchmarks"])

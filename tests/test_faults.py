@@ -1,0 +1,80 @@
+"""A rank that dies or stops mid-run: every process ends within --timeout plus a margin, the
+finished cells are kept, results.json is marked incomplete, and --resume completes the run."""
+
+import json
+import sys
+
+import pytest
+
+from tests import launch
+
+pytestmark = pytest.mark.gloo
+
+TIMEOUT_S = 10
+# The watchdog margin (5 s at --timeout 10), writing results and torchrun's reaction, on a slow
+# CI machine. Measured from the last finished cell, which is when the injected fault happens.
+MARGIN_S = 15
+ARGS = [*launch.FAST, "--modes", "ag,ag_rs", "--sources", "single_comm,pg_collection",
+        "--buffers", "dense", "--timeout", str(TIMEOUT_S)]
+CELLS = 2 * 2 * 2  # sizes x sources x modes
+
+
+def _doc(run_dir):
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def _fault_time(run_dir):
+    """The hook fires right after the last finished cell was appended."""
+    return (run_dir / "cells.jsonl").stat().st_mtime
+
+
+def _cells(run_dir):
+    return (run_dir / "cells.jsonl").read_text().splitlines()
+
+
+def test_killed_rank_keeps_finished_cells_and_resume_completes(tmp_path):
+    out = tmp_path / "run"
+    done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS),
+                      env_extra={"AGRS_BENCH_TEST_SIGNAL": "KILL@1:3"})
+    assert done.returncode != 0
+    assert done.ended_at - _fault_time(out) < TIMEOUT_S + MARGIN_S
+    assert not done.leftover_pids
+    assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
+    assert len(_cells(out)) == 2
+    doc = _doc(out)
+    assert doc["agrs_bench"]["complete"] is False
+    assert len(doc["benchmarks"]) == 2 and len(doc["agrs_bench"]["missing_cells"]) == CELLS - 2
+    assert "ag_rs-dense-pg_collection-32KiB" in doc["agrs_bench"]["missing_cells"]
+
+    resumed = launch.run(launch.torchrun_cmd(2, "--resume", str(out), *ARGS))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming: 2 finished" in resumed.stdout
+    doc = _doc(out)
+    assert doc["agrs_bench"]["complete"] is True and doc["agrs_bench"]["resumed_cells"] == 2
+    assert len(doc["benchmarks"]) == CELLS and len(_cells(out)) == CELLS
+    pair = next(b for b in doc["benchmarks"] if b["name"] == "agrs[ag_rs-dense-pg_collection-4KiB]")
+    assert "speedup_vs_single_comm" in pair["extra_info"]  # derived across both parts
+
+
+def test_stopped_rank_times_out_and_every_process_ends(tmp_path):
+    out = tmp_path / "run"
+    done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS),
+                      env_extra={"AGRS_BENCH_TEST_SIGNAL": "STOP@1:3"})
+    assert done.returncode != 0
+    assert TIMEOUT_S <= done.ended_at - _fault_time(out) < TIMEOUT_S + MARGIN_S
+    assert not done.leftover_pids
+    assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
+    assert "Timed out" in done.stderr
+    assert _doc(out)["agrs_bench"]["complete"] is False and len(_cells(out)) == 2
+
+
+def test_self_launch_rebuilds_results_when_rank_0_dies(tmp_path):
+    out = tmp_path / "run"
+    done = launch.run([sys.executable, "-m", "agrs_bench.run", "--out", str(out), *ARGS],
+                      env_extra={"AGRS_BENCH_TEST_SIGNAL": "KILL@0:3"})
+    assert done.returncode != 0 and not done.leftover_pids
+    assert "rebuilt" in done.stderr
+    doc = _doc(out)
+    assert doc["agrs_bench"]["complete"] is False and doc["agrs_bench"]["rebuilt_from_cells"] is True
+    assert len(doc["benchmarks"]) == 2 and len(doc["agrs_bench"]["missing_cells"]) == CELLS - 2
+    assert (out / "report.md").exists()
