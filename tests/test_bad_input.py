@@ -106,6 +106,20 @@ CASES = {
         _write(t / "b" / "nightly.json", "{}")), "already exists; pass --force"),
     "baseline bad name": ("baseline", ["{tmp}/bad", "../x"], lambda t: _results(t, json.dumps(VALID_DOC)),
                           "'../x'"),
+    "graph on gloo": ("run", ["--graph"], None, "--graph needs CUDA and NCCL"),
+    "NCCL options on gloo": ("run", ["--ag-nccl-options", "high_priority"], None, "NCCL options need the nccl"),
+    "NCCL option sweep on gloo": ("run", ["--sweep-nccl-options"], None, "NCCL options need the nccl"),
+    "unknown NCCL option": ("run", ["--rs-nccl-options", "max_ctaz=4"], None, "'max_ctaz=4'"),
+    "NCCL option not an integer": ("run", ["--ag-nccl-options", "max_ctas=lots"], None, "'lots'"),
+    "NCCL min above max": ("run", ["--ag-nccl-options", "min_ctas=8,max_ctas=4"], None, "min_ctas=8 > max_ctas=4"),
+    "compare missing run": ("compare", ["{tmp}/nowhere", "{tmp}/nowhere2"], None, "nowhere"),
+    "compare empty file": ("compare", ["{tmp}/bad", "{tmp}/bad"], lambda t: _results(t, ""), "file is empty"),
+    "compare truncated": ("compare", ["{tmp}/bad", "{tmp}/bad"],
+                          lambda t: _results(t, json.dumps(VALID_DOC)[:40]), "not valid JSON"),
+    "compare not JSON": ("compare", ["{tmp}/bad", "{tmp}/bad"], lambda t: _results(t, "<html/>"),
+                         "not valid JSON"),
+    "compare wrong schema": ("compare", ["{tmp}/bad", "{tmp}/bad"],
+                             lambda t: _results(t, '{"benchmarks": []}'), "no 'machine_info' key"),
 }
 
 
@@ -124,6 +138,8 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
     if command == "run":
         out = [] if any(a in ("--out", "--resume") for a in argv) else ["--out", str(tmp_path / "run")]
         argv = [*out, *FAST, *argv]
+    if command == "compare":
+        argv = [*argv, "--out", str(tmp_path / "cmp")]
     proc = subprocess.run([sys.executable, "-m", f"agrs_bench.{command}", *argv], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, OMP_NUM_THREADS="1",
