@@ -119,7 +119,7 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: "Fixtures"
     rank, layout = info.rank, cfg.layout
     group_ranks = {kind: layout.group_of(RS_GROUP_KIND[kind], rank) for kind in cfg.buffers}
     todo = cfg.cells()
-    budget_s = cfg.timeout_s + margin_s(cfg.timeout_s)
+    budget_s = cfg.timeout_s + margin_s(cfg.timeout_s, cfg.backend)
     allocated: dict[tuple, Any] = {}
     spans = groups_span_nodes(cfg, nodes)
     uuid = devices[rank].get("uuid") if cfg.telemetry else None
@@ -264,9 +264,17 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
                   "resumed_cells": len(skip_cells) if cfg.resume else 0},
     }
     local_peers: list[int] = []  # pids of the other ranks of this node's agent
+
+    def on_expire(phase: str) -> None:
+        # A stopped peer ignores the launcher's SIGTERM until continued: wake it, so that the
+        # launcher can end it now rather than after its own grace period.
+        distributed.wake_stopped(local_peers)
+        if rank == 0:
+            write_outputs(cfg, list(finished), context)
+
+    watchdog.on_expire = on_expire
     if rank == 0:
         prepare_run_dir(cfg)
-        watchdog.on_expire = lambda phase: write_outputs(cfg, list(finished), context)
     distributed.make_flight_recorder_dir(info)
     try:
         skip_keys: list[Any] = [[schema.cell_key(b["params"]) for b in skip_cells]]
@@ -351,7 +359,7 @@ def _rank_main(argv: list[str], rank: int, world: int) -> int:
         raise SystemExit(EXIT_BAD_INPUT)
     watchdog = Watchdog(PROG, rank)
     watchdog.catch_sigterm()
-    watchdog.arm("start-up (process groups)", cfg.timeout_s + margin_s(cfg.timeout_s))
+    watchdog.arm("start-up (process groups)", cfg.timeout_s + margin_s(cfg.timeout_s, cfg.backend))
     status = 1
     try:
         info = distributed.init(cfg.timeout_s, cfg.backend, run_dir=cfg.out_dir)
@@ -368,7 +376,7 @@ def _rank_main(argv: list[str], rank: int, world: int) -> int:
             traceback.print_exc()
     finally:
         watchdog.stop()
-        if not distributed.teardown(grace_s=margin_s(cfg.timeout_s)):
+        if not distributed.teardown(grace_s=margin_s(cfg.timeout_s, cfg.backend)):
             print(f"{PROG}: rank {rank}: destroy_process_group hung; exiting without it",
                   file=sys.stderr, flush=True)
             sys.stdout.flush()

@@ -30,9 +30,15 @@ SAVE_BUDGET_S = 20.0
 """How long the watchdog lets `on_expire` save results before it exits anyway."""
 
 
-def margin_s(timeout_s: float) -> float:
+# On NCCL, PyTorch's watchdog needs time after --timeout to notice the hung collective and
+# dump the flight recorder; a 2xH200 run with --timeout 20 and a 5 s margin exited first.
+NCCL_MIN_MARGIN_S = 30.0
+
+
+def margin_s(timeout_s: float, backend: str = "gloo") -> float:
     """Slack on top of --timeout before the watchdog acts: PyTorch's own timeout fires first."""
-    return min(30.0, max(5.0, 0.1 * timeout_s))
+    margin = min(30.0, max(5.0, 0.1 * timeout_s))
+    return max(margin, NCCL_MIN_MARGIN_S) if backend == "nccl" else margin
 
 
 class Watchdog:
