@@ -42,10 +42,10 @@ for i in $(seq 1 "$launches"); do
     --out "$out/head/launch-$i" "$@"
 done
 
-baseline=$(python3 -m agrs_bench.baselines "$out/head/launch-1" --root "$baselines")
+baseline=$(python3 -m agrs_bench.baseline "$out/head/launch-1" --dir "$baselines" --path-only)
 if [[ ! -e $baseline ]]; then
   echo "nightly: no baseline $baseline for this card and GPU count; nothing gated." >&2
-  echo "nightly: to adopt launch 1 as the baseline: cp $out/head/launch-1/results.json $baseline" >&2
+  echo "nightly: to adopt launch 1 as the baseline: python3 -m agrs_bench.baseline $out/head/launch-1 --dir $baselines" >&2
   exit 0
 fi
 
