@@ -31,6 +31,9 @@ COMPARABLE: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("GPU count", lambda doc: doc["machine_info"].get("world_size")),
     ("layout", lambda doc: doc["machine_info"].get("layout")),
     ("dtype", lambda doc: sorted({b["params"]["dtype"] for b in doc["benchmarks"]})),
+    # How samples were taken: a launch-bound sample and a held one differ 3-5x at 1 MiB.
+    ("timing method", lambda doc: {k: (doc["agrs_bench"].get("config") or {}).get(k)
+                                   for k in ("hide_launch", "ops_per_sample", "target_sample_ms")}),
 )
 
 
@@ -158,6 +161,13 @@ def mismatches(base: Sequence[dict[str, Any]], head: Sequence[dict[str, Any]]) -
         b, h = read(base[0]), read(head[0])
         if b != h:
             messages.append(f"{what} differs: base {b!r}, head {h!r}")
+    only_base, _ = unmatched(base, head)
+    if len(only_base) == len(params_by_cell(base)):
+        messages.append("base and head share no cell")
+    elif only_base:
+        # A head that silently stops measuring cells must not pass the gate.
+        messages.append(f"head lacks {len(only_base)} cell(s) of base: {', '.join(only_base[:5])}"
+                        + (" ..." if len(only_base) > 5 else ""))
     return messages
 
 

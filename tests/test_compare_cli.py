@@ -133,3 +133,18 @@ def test_comma_separated_files_and_module_entry(tmp_path):
     assert "base: 2 launch(es)" in (tmp_path / "cmp" / "comparison.md").read_text()
     for name in ("compare_time.png", "compare_ratio.png"):
         assert (tmp_path / "cmp" / name).stat().st_size > 0
+
+
+def test_no_common_cell_exits_3(tmp_path, capsys):
+    base = synthetic.side(2, 0, modes=("ag",))
+    head = synthetic.side(2, 50, modes=("rs",))
+    assert _compare(tmp_path, base, head) == 3
+    _one_line_error(capsys, "share no cell")
+
+
+def test_head_missing_cells_exits_3_unless_allowed(tmp_path, capsys):
+    base = synthetic.side(2, 0, modes=("ag", "rs"))
+    head = synthetic.side(2, 50, modes=("ag",))
+    assert _compare(tmp_path, base, head) == 3
+    _one_line_error(capsys, "head lacks 6 cell(s) of base")
+    assert _compare(tmp_path / "again", base, head, "--allow-mismatch") == 0
