@@ -5,7 +5,7 @@ to a multiple of 16 bytes: NCCL is much slower on shards that are not 16-byte al
 
 Patterns are exact in bf16: AG moves values without arithmetic, so any value compares exactly;
 RS sums 0/1 values, exact while the group has at most 256 ranks. Each (buffer, source) has its
-own pattern base, and each rank its own bits, so cross-talk between communicators or a wrong
+own pattern base, and each rank its own values, so cross-talk between communicators or a wrong
 group member shows up as a wrong element.
 """
 
@@ -34,15 +34,20 @@ def pattern_base(buffer: str, source: str) -> int:
 
 
 def ag_pattern(global_rank: int, numel: int, base: int, dtype: torch.dtype, device) -> torch.Tensor:
-    """AG input of `global_rank`: a rank signature plus a short ramp (values below 256)."""
+    """AG input of `global_rank`: a rank signature (distinct for 252 consecutive ranks, exact in
+    bf16) plus a short ramp, so a chunk from a wrong rank or at a wrong offset shows."""
     ramp = torch.arange(numel, device=device) % 4
-    return (ramp + (global_rank * 5 + base) % 127 + 1).to(dtype)
+    return (ramp + (global_rank + base) % 252 + 1).to(dtype)
 
 
 def rs_pattern(global_rank: int, numel: int, base: int, dtype: torch.dtype, device) -> torch.Tensor:
-    """RS input of `global_rank`: bit (rank % 8) of (index + base), so sums stay exact."""
-    index = torch.arange(numel, device=device) + base
-    return ((index >> (global_rank % 8)) & 1).to(dtype)
+    """RS input of `global_rank`: 0/1 values, so sums stay exact; one bit of a multiplicative
+    hash of (index, rank), so every rank has its own sequence, however large the group."""
+    mixed = (torch.arange(numel, device=device, dtype=torch.int64) + base
+             + (global_rank + 1) * 0x9E3779B1) * 0x85EBCA6B  # int64 wraps the same on every device
+    mixed = mixed ^ (mixed >> 16)  # murmur3-style finalizer: every input bit reaches bit 7
+    mixed = (mixed * 0xC2B2AE35) ^ ((mixed * 0xC2B2AE35) >> 13)
+    return ((mixed >> 7) & 1).to(dtype)
 
 
 @dataclass

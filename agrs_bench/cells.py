@@ -10,9 +10,8 @@ import torch.distributed as dist
 
 from agrs_bench import buffers as bufs
 from agrs_bench.config import RunConfig
-from agrs_bench import measures
 from agrs_bench.kernels import CollectiveKernel, all_gather, reduce_scatter
-from agrs_bench.step import FsdpStepKernel, Gemm
+from agrs_bench.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.timing import Samples, TimingPlan, measure, measure_graph, time_back_to_back
 
 
@@ -59,11 +58,8 @@ def reference(dev, cell: dict, buf: bufs.ShardedBuffer, group) -> dict[str, Any]
         per_op = time_back_to_back(dev, lambda: all_gather(buf.param_full, buf.param_shard, group=group))
     else:
         per_op = time_back_to_back(dev, lambda: reduce_scatter(buf.grad_shard, buf.grad_full, group=group))
-    median_s = statistics.median(per_op)
     return {"reference_method": "20 back-to-back ops per event pair, one stream, median of 5",
-            "reference_s": median_s,
-            "reference_busbw_gbps": measures.busbw_gbps(cell["mode"], cell["size_bytes"], median_s,
-                                                        len(buf.group_ranks))}
+            "reference_s": statistics.median(per_op)}
 
 
 def measure_collective(dev, cfg: RunConfig, cell: dict, cell_name: str, source, buf: bufs.ShardedBuffer,
@@ -102,7 +98,7 @@ def measure_step(dev, cfg: RunConfig, cell: dict, cell_name: str, source,
                 bufs.fill_for_check(buf, rank, base[kind])
     by_variant = {}
     eager = cell.get("exec", "eager") == "eager"
-    for variant in ("step", "compute_only", "comm_only"):
+    for variant in VARIANTS:
         kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant, time_compute=eager)
         samples = _timed(dev, cell, kernel, plan)
         by_variant[variant] = (samples, kernel)

@@ -8,9 +8,8 @@ import os
 
 from agrs_bench import config_file
 from agrs_bench.config import RunConfig, parse_choices, parse_gemm, parse_sizes
-from agrs_bench.errors import ConfigError
-from agrs_bench.groups import BUFFERS, SOURCES
-from agrs_bench.kernels import MODES
+from agrs_bench.errors import ArgumentParser, ConfigError
+from agrs_bench.vocab import BUFFERS, MODES, SOURCES
 from agrs_bench.nccl_options import parse_nccl_options
 from agrs_bench.topology import add_layout_flags, layout_from_args
 
@@ -24,13 +23,8 @@ DEFAULTS = {
 DEFAULT_MODES = "ag,rs,ag_rs,fsdp_step"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise ConfigError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="agrs_bench.run", description="Measure AG/RS overlap per group source.")
+    parser = ArgumentParser(prog="agrs_bench.run", description="Measure AG/RS overlap per group source.")
     add_layout_flags(parser, world_size_required=False)
     parser.add_argument("--sizes", help="full-buffer sizes: 1MiB,64MiB or 1MiB:1GiB:x4 "
                         "(default: 1MiB:1GiB:x4 on GPU, 16KiB,256KiB on CPU)")
@@ -68,9 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def default_ep(world_size: int) -> int:
-    """ep=2 from 4 ranks up, so that the expert group differs from the dense one."""
-    return 2 if world_size >= 4 and world_size % 2 == 0 else 1
+def default_ep(world_size: int, tp: int, etp: int | None, pp: int) -> int:
+    """ep=2 when it leaves expert groups of at least 2 ranks, so that the expert group differs
+    from the dense one; else 1 (then expert buffers shard over the same ranks as dense ones)."""
+    per_expert_grid = (etp or tp) * pp * 2
+    return 2 if world_size % per_expert_grid == 0 and world_size // per_expert_grid >= 2 else 1
 
 
 def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConfig:
@@ -85,7 +81,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
     if args.rank_offset:
         raise ConfigError(f"--rank-offset {args.rank_offset}: a run's layout covers every launched "
                           "rank, so the offset must be 0 (use agrs_bench.topology to explore offsets)")
-    layout = layout_from_args(args, world_size, default_ep=default_ep(world_size))
+    layout = layout_from_args(args, world_size, default_ep=default_ep(world_size, args.tp, args.etp, args.pp))
     if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise ConfigError(f"--out {args.out!r} and --resume {args.resume!r} name different run directories")
     out = args.resume or args.out or os.path.join(

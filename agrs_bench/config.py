@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from agrs_bench.errors import ConfigError
-from agrs_bench.groups import BUFFERS, SOURCES
-from agrs_bench.kernels import MODES
+from agrs_bench.vocab import BUFFERS, MODES, RS_GROUP_KIND, SOURCES
 from agrs_bench.layout import Layout
 from agrs_bench.nccl_options import SWEEP_GRID, NcclOptions, pair_label
 
@@ -83,7 +83,7 @@ class RunConfig:
     """Full (unsharded) buffer sizes of the ag/rs/ag_rs cells."""
     dtype: Literal["bf16", "fp32"] = "bf16"
     """Element type of every buffer."""
-    modes: tuple[str, ...] = ("ag", "rs", "ag_rs")
+    modes: tuple[str, ...] = MODES
     """Which kernels to time."""
     buffers: tuple[str, ...] = BUFFERS
     """Dense (sharded over dp_cp) and/or expert (sharded over expt_dp) buffers."""
@@ -101,11 +101,11 @@ class RunConfig:
     """fsdp_step: number of layers."""
     step_sizes_bytes: tuple[int, ...] = (64 * 1024**2,)
     """fsdp_step: bucket bytes per layer and buffer kind."""
-    gemm_mnk: tuple[int, int, int] = (4096, 4096, 4096)
+    gemm_mnk: tuple[int, int, int] = (8192, 8192, 3072)
     """fsdp_step: the per-layer GEMM shape M x N x K."""
     out_dir: str = ""
     """Run directory (results.json, results.csv, report.md)."""
-    timeout_s: float = 300.0
+    timeout_s: float = 600.0
     """Process-group timeout: a stuck collective fails the run after this long."""
     check: bool = True
     """Verify AG and RS outputs of every cell against the expected data."""
@@ -143,10 +143,17 @@ class RunConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.num_warmup < 0 or self.ops_per_sample < 0:
             raise ConfigError(f"warmup and ops-per-sample must be >= 0, got {self.num_warmup}, {self.ops_per_sample}")
-        if self.target_sample_ms <= 0:
-            raise ConfigError(f"target sample time must be > 0 ms, got {self.target_sample_ms}")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"timeout must be > 0 s, got {self.timeout_s}")
+        if not (math.isfinite(self.target_sample_ms) and self.target_sample_ms > 0):
+            raise ConfigError(f"target sample time must be a finite number > 0 ms, got {self.target_sample_ms}")
+        if not (math.isfinite(self.timeout_s) and 0 < self.timeout_s <= 86400):
+            raise ConfigError(f"timeout must be > 0 s and at most a day, got {self.timeout_s}")
+        for buffer in self.buffers:
+            kind = RS_GROUP_KIND[buffer]
+            size = len(self.layout.dense(kind)[0] if buffer == "dense" else self.layout.expert(kind)[0])
+            if size < 2:
+                raise ConfigError(f"buffer {buffer!r}: its {kind} group has {size} rank with this layout "
+                                  f"({self.layout.describe()}); AG/RS need at least 2 "
+                                  "(change the layout or leave the buffer out with --buffers)")
         if self.backend != "nccl":
             if self.graph:
                 raise ConfigError("--graph needs CUDA and NCCL; this run uses gloo on CPU")

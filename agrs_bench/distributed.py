@@ -45,7 +45,7 @@ def node_id() -> str:
 
 
 def nccl_fault_env(run_dir: str, environ: dict[str, str]) -> dict[str, str]:
-    """The variables that make PyTorch's NCCL flight nccl_env dump into `run_dir` on a timeout,
+    """The variables that make PyTorch's NCCL flight recorder dump into `run_dir` on a timeout,
     less those already in `environ` (the user's settings win). Both names of the dump path are
     set: TORCH_FR_DUMP_TEMP_FILE, and TORCH_NCCL_DEBUG_INFO_TEMP_FILE that older PyTorch reads.
 
@@ -54,7 +54,9 @@ def nccl_fault_env(run_dir: str, environ: dict[str, str]) -> dict[str, str]:
     finished cells to results.json; with 2 the rank goes on to fail the cell (or our watchdog
     ends it) after saving."""
     prefix = os.path.join(os.path.abspath(run_dir), "flight_recorder", "rank_")
-    wanted = {"TORCH_NCCL_TRACE_BUFFER_SIZE": "2000", "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
+    # NCCL_NVLS_ENABLE=0: NVLink multicast can put every GPU of a shared host out of service.
+    wanted = {"NCCL_NVLS_ENABLE": "0",
+              "TORCH_NCCL_TRACE_BUFFER_SIZE": "2000", "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
               "TORCH_FR_DUMP_TEMP_FILE": prefix, "TORCH_NCCL_DEBUG_INFO_TEMP_FILE": prefix,
               "TORCH_NCCL_ASYNC_ERROR_HANDLING": "2"}
     return {k: v for k, v in wanted.items() if k not in environ}

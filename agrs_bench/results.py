@@ -47,7 +47,9 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
         extra["algbw_gbps"] = measures.algbw_gbps(params["mode"], params["size_bytes"], median)
         extra["busbw_gbps"] = measures.busbw_gbps(params["mode"], params["size_bytes"], median,
                                                   params["group_size"])
-    if extra.get("reference_busbw_gbps"):
+    if extra.get("reference_s"):
+        extra["reference_busbw_gbps"] = measures.busbw_gbps(params["mode"], params["size_bytes"],
+                                                            extra["reference_s"], params["group_size"])
         extra["busbw_vs_reference"] = extra["busbw_gbps"] / extra["reference_busbw_gbps"]
     if params["mode"] == "ag_rs" and extra.get("link_gbps_per_direction"):
         floor_s = measures.link_floor_s("ag_rs", params["size_bytes"], params["group_size"],
@@ -106,8 +108,10 @@ def derive(benchmarks: list[dict[str, Any]]) -> None:
         if t_ag and t_rs:
             bench["extra_info"]["overlap_efficiency"] = measures.overlap_efficiency(t_ag, t_rs, t_pair)
             bench["extra_info"]["serial_sum_s"] = t_ag + t_rs
-        # single_comm on default options and the same exec mode is the reference.
-        t_single = median.get((key[0], key[1], "single_comm") + key[3:6] + ("default",))
+        # single_comm in the same exec mode is the reference: on the same NCCL options when it was
+        # measured under them, else on the defaults (an options sweep tunes pg_collection only).
+        t_single = (median.get((key[0], key[1], "single_comm") + key[3:])
+                    or median.get((key[0], key[1], "single_comm") + key[3:6] + ("default",)))
         if t_single:
             bench["extra_info"]["speedup_vs_single_comm"] = measures.speedup(t_single, t_pair)
 

@@ -69,10 +69,10 @@ def choose_ops_per_sample(plan: TimingPlan, estimate_s: float) -> int:
 
 
 def time_one(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...],
-             count: int) -> tuple[float, float]:
+             count: int, hold_s: float = 0.0) -> tuple[float, float]:
     """(device, host) seconds per iteration of `count` back-to-back iterations on this rank."""
     start, end = dev.timer(), dev.timer()
-    dev.sample_start()
+    dev.sample_start(hold_s)
     start.record()
     host_start_s = time.perf_counter()
     _run(dev, iteration, roles, count)
@@ -87,12 +87,27 @@ def hold_for(plan: TimingPlan, host_s_per_iter: float, ops: int) -> float:
     return 1.5 * host_s_per_iter * ops + 100e-6 if plan.hide_launch else 0.0
 
 
+def estimate(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...],
+             plan: TimingPlan) -> tuple[float, float]:
+    """(device, host) seconds per iteration, the slowest rank's, identical on every rank.
+
+    A first short run measures the host's issue time; unheld, small ops are launch-bound, so the
+    device time is then taken from a second run held the way samples will be.
+    """
+    device_s, host_s = _max_over_ranks(list(time_one(dev, iteration, roles, 2)), dev.device)
+    if plan.hide_launch:
+        probe = 4
+        held_s = time_one(dev, iteration, roles, probe, hold_for(plan, host_s, probe))[0]
+        device_s = _max_over_ranks([held_s], dev.device)[0]
+    return device_s, host_s
+
+
 def measure(dev: Any, iteration: Callable[[list[Issued]], None], roles: tuple[str, ...],
             plan: TimingPlan) -> Samples:
     """Warm up, estimate, then time `plan.num_samples` samples; synchronizes once at the end."""
     _run(dev, iteration, roles, plan.num_warmup)
     dev.synchronize()
-    estimate_s, host_s = _max_over_ranks(list(time_one(dev, iteration, roles, 2)), dev.device)
+    estimate_s, host_s = estimate(dev, iteration, roles, plan)
     ops = choose_ops_per_sample(plan, estimate_s)
     hold_s = hold_for(plan, host_s, ops)
     timers = []
@@ -136,7 +151,7 @@ def measure_graph(dev: Any, iteration: Callable[[list[Issued]], None], roles: tu
     """Like `measure`, with each sample one replay of a graph holding ops_per_sample iterations."""
     _run(dev, iteration, roles, max(1, plan.num_warmup))
     dev.synchronize()
-    estimate_s, _ = _max_over_ranks(list(time_one(dev, iteration, roles, 2)), dev.device)
+    estimate_s, _ = estimate(dev, iteration, roles, plan)
     count = choose_ops_per_sample(plan, estimate_s)
     replay = GraphReplay(dev, iteration, roles, count)
     whole = measure(dev, replay, (), TimingPlan(num_warmup=2, num_samples=plan.num_samples, ops_per_sample=1,

@@ -56,3 +56,26 @@ def test_cells_cover_modes_buffers_sources_sizes():
     collective = [c for c in cells if c["mode"] != "fsdp_step"]
     assert len(collective) == 2 * 2 * 3 * 2
     assert len([c for c in cells if c["mode"] == "fsdp_step"]) == 3
+
+
+@pytest.mark.parametrize("world, argv, ep", [
+    (4, [], 2), (8, ["--tp", "2"], 2), (4, ["--tp", "2", "--buffers", "dense"], 1),
+    (6, ["--tp", "2"], 1), (8, ["--tp", "2", "--pp", "2"], 1), (2, [], 1),
+])
+def test_default_ep_keeps_expert_groups_of_two(world, argv, ep):
+    cfg = parse_run_args(argv, world_size=world, backend="nccl")
+    assert cfg.layout.ep == ep
+    assert cfg.layout.expert_dp >= 2
+
+
+@pytest.mark.parametrize("world, argv, needle", [
+    (2, ["--tp", "2"], "buffer 'dense': its dp_cp group has 1 rank"),
+    (4, ["--ep", "4"], "buffer 'expert': its expt_dp group has 1 rank"),
+    (4, ["--timeout", "inf"], "at most a day, got inf"),
+    (4, ["--timeout", "nan"], "got nan"),
+    (4, ["--sample-ms", "nan"], "finite number > 0 ms, got nan"),
+])
+def test_layouts_and_numbers_that_cannot_measure(world, argv, needle):
+    with pytest.raises(ConfigError) as info:
+        parse_run_args(argv, world_size=world, backend="gloo")
+    assert needle in str(info.value)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gloo
 TIMEOUT_S = 10
 # The watchdog margin (5 s at --timeout 10), writing results and torchrun's reaction, on a slow
 # CI machine. Measured from the last finished cell, which is when the injected fault happens.
-MARGIN_S = 15
+MARGIN_S = 20
 ARGS = [*launch.FAST, "--modes", "ag,ag_rs", "--sources", "single_comm,pg_collection",
         "--buffers", "dense", "--timeout", str(TIMEOUT_S)]
 CELLS = 2 * 2 * 2  # sizes x sources x modes
@@ -37,7 +37,8 @@ def test_killed_rank_keeps_finished_cells_and_resume_completes(tmp_path):
     done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS),
                       env_extra={"AGRS_BENCH_TEST_SIGNAL": "KILL@1:3"})
     assert done.returncode != 0
-    assert done.ended_at - _fault_time(out) < TIMEOUT_S + MARGIN_S
+    took_s = done.ended_at - _fault_time(out)
+    assert took_s < TIMEOUT_S + MARGIN_S, (took_s, done.stderr[-2000:])
     assert not done.leftover_pids
     assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
     assert len(_cells(out)) == 2
@@ -61,7 +62,8 @@ def test_stopped_rank_times_out_and_every_process_ends(tmp_path):
     done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS),
                       env_extra={"AGRS_BENCH_TEST_SIGNAL": "STOP@1:3"})
     assert done.returncode != 0
-    assert TIMEOUT_S <= done.ended_at - _fault_time(out) < TIMEOUT_S + MARGIN_S
+    took_s = done.ended_at - _fault_time(out)
+    assert TIMEOUT_S <= took_s < TIMEOUT_S + MARGIN_S, (took_s, done.stderr[-2000:])
     assert not done.leftover_pids
     assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
     assert "Timed out" in done.stderr

@@ -151,3 +151,15 @@ def test_topology_bad_input_one_line_exit_2(args, needle):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert needle in lines[0]
+
+
+def test_check_patterns_differ_for_every_rank_of_a_large_group():
+    import torch
+
+    from agrs_bench import buffers
+
+    rs = [buffers.rs_pattern(r, 64, 3, torch.float32, "cpu") for r in range(32)]
+    ag = [buffers.ag_pattern(r, 64, 3, torch.float32, "cpu") for r in range(32)]
+    for a in range(32):
+        for b in range(a + 1, 32):
+            assert not torch.equal(rs[a], rs[b]) and not torch.equal(ag[a], ag[b]), (a, b)

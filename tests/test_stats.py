@@ -53,3 +53,18 @@ def test_measures_conventions():
     assert measures.overlap_efficiency(1.0, 1.0, 2.0) == 0.0
     assert measures.overlap_efficiency(1.0, 0.5, 1.0) == 1.0
     assert measures.speedup(2.0, 1.0) == 2.0
+
+
+def test_speedup_uses_single_comm_of_the_same_options():
+    from agrs_bench import results
+
+    def cell(mode, source, seconds, options):
+        params = {"mode": mode, "buffer": "dense", "source": source, "size_bytes": 1 << 20, "dtype": "bf16",
+                  "world_size": 2, "group_size": 2, "nccl_options": options}
+        return results.make_benchmark(params, [seconds] * 3, 1, {}, {})
+
+    opts = "ag:hp/rs:default"
+    doc = results.build_document(
+        [cell("ag_rs", "single_comm", 2.0, opts), cell("ag_rs", "pg_collection", 1.0, opts)],
+        machine_info={}, commit_info={}, config={}, missing_cells=[], started_utc="x")
+    assert doc["benchmarks"][1]["extra_info"]["speedup_vs_single_comm"] == 2.0
