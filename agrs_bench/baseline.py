@@ -9,7 +9,6 @@ an incomplete run never becomes one (finish it with `agrs_bench.run --resume RUN
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -17,7 +16,7 @@ import sys
 from typing import Any
 
 from agrs_bench import schema
-from agrs_bench.errors import ConfigError, cli_entry
+from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry
 from agrs_bench.results import RESULTS_FILE, write_atomic
 
 PROG = "agrs_bench.baseline"
@@ -71,14 +70,9 @@ def keep(run_dir: str, name: str | None = None, *, folder: str = DEFAULT_DIR, fo
     return path
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise ConfigError(message)
-
-
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a finished run directory (or its results.json)")
     parser.add_argument("name", nargs="?", help="baseline name (default <card>-x<N>)")
     parser.add_argument("--dir", default=DEFAULT_DIR, help="baseline folder (default results/baselines)")

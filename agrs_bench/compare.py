@@ -15,11 +15,10 @@ import os
 import sys
 
 from agrs_bench import compare_md, gate, schema
-from agrs_bench.results import write_atomic
-from agrs_bench.errors import ConfigError, cli_entry, fail
+from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
+from agrs_bench.results import RESULTS_FILE, write_atomic
 
 PROG = "agrs_bench.compare"
-RESULTS_FILE = "results.json"
 COMPARISON_FILE = "comparison.md"
 EXIT_REGRESSED = 1
 EXIT_MISMATCH = 3
@@ -57,7 +56,7 @@ def _threshold(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+    parser = ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="base launches: run dirs / results.json / a folder of runs, comma-separated")
     parser.add_argument("head", help="head launches, the same way")

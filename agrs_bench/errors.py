@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from typing import Callable, NoReturn
@@ -11,6 +12,13 @@ EXIT_BAD_INPUT = 2
 
 class ConfigError(ValueError):
     """Bad input from the user: a flag, a layout, a file. Its message names the bad value."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as a ConfigError, so it leaves as one line and exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(message)
 
 
 def fail(message: str, prog: str = "agrs_bench") -> NoReturn:

@@ -14,14 +14,12 @@ import torch.distributed as dist
 
 from agrs_bench.buffers import ShardedBuffer
 from agrs_bench.device import Issued
+from agrs_bench.vocab import MODE_ROLES
 
 # PyTorch 2.13 renamed the tensor collectives (the old names warn); 2.11 has only the old ones.
 all_gather = getattr(dist, "all_gather_single", dist.all_gather_into_tensor)
 reduce_scatter = getattr(dist, "reduce_scatter_single", dist.reduce_scatter_tensor)
 
-MODES = ("ag", "rs", "ag_rs", "fsdp_step")
-COLLECTIVE_MODES = ("ag", "rs", "ag_rs")
-MODE_ROLES = {"ag": ("ag",), "rs": ("rs",), "ag_rs": ("ag", "rs"), "fsdp_step": ("ag", "rs", "compute")}
 
 
 @dataclass

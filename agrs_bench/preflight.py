@@ -13,10 +13,9 @@ import os
 import torch
 
 from agrs_bench import buffers as bufs
-from agrs_bench import schema
 from agrs_bench.config import RunConfig
 from agrs_bench.errors import ConfigError
-from agrs_bench.groups import RS_GROUP_KIND
+from agrs_bench.vocab import RS_GROUP_KIND, size_label
 
 CHECK_RAMPS = 3  # int64 temporaries over the full buffer while the expected data is built
 
@@ -38,14 +37,14 @@ def needed_bytes(cfg: RunConfig) -> list[tuple[int, str]]:
     if any(m != "fsdp_step" for m in cfg.modes):
         for size in cfg.sizes_bytes:
             held, numel = _buffer_bytes(size, element, n)
-            needs.append((held + check(numel), f"--sizes {schema.size_label(size)}"))
+            needs.append((held + check(numel), f"--sizes {size_label(size)}"))
     if "fsdp_step" in cfg.modes:
         m, k, nn = cfg.gemm_mnk
         gemm = (m * k + k * nn + m * nn) * element
         for size in cfg.step_sizes_bytes:
             held, numel = _buffer_bytes(size, element, n)
             needs.append((cfg.step_layers * len(cfg.buffers) * held + check(numel) + gemm,
-                          f"--step-sizes {schema.size_label(size)} with --layers {cfg.step_layers}"))
+                          f"--step-sizes {size_label(size)} with --layers {cfg.step_layers}"))
     return needs
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Any, Sequence
 
 from agrs_bench import schema, summary
-from agrs_bench.errors import ConfigError, cli_entry, fail
+from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
@@ -56,7 +55,7 @@ def _summary_sections(doc: dict[str, Any]) -> list[str]:
         for row in found["best_nccl_options"]:
             lines.append(
                 f"| {row['mode']} | {row['source']} | {row['buffer']} | {schema.size_label(row['size_bytes'])} "
-                f"| {row['exec']} | {row['measure']} | {_fmt((row['default_s'] or 0) * 1e3, '.4f')} "
+                f"| {row['exec']} | {row['measure']} | {_fmt(row['default_s'] and row['default_s'] * 1e3, '.4f')} "
                 f"| {row['best_s'] * 1e3:.4f} | {row['best_options']} | {_fmt(row['gain'], '.1%')} |")
     if found["graph_vs_eager"]:
         lines += ["", "## CUDA graph against eager (ag_rs)", "",
@@ -139,7 +138,7 @@ def write_report(run_dir: str) -> str:
 
 @cli_entry("agrs_bench.report")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="agrs_bench.report", description=__doc__)
+    parser = ArgumentParser(prog="agrs_bench.report", description=__doc__)
     parser.add_argument("run_dir", help="a run directory holding results.json")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run_dir):
@@ -148,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         print(write_report(args.run_dir))
     except schema.SchemaError as err:
         fail(str(err), "agrs_bench.report")
-    meta = schema.load(os.path.join(args.run_dir, "results.json"))["agrs_bench"]
+    except OSError as err:
+        fail(f"cannot write the report into {args.run_dir!r} ({err.strerror})", "agrs_bench.report")
+    from agrs_bench.results import RESULTS_FILE
+
+    meta = schema.load(os.path.join(args.run_dir, RESULTS_FILE))["agrs_bench"]
     if not meta.get("complete", True):
         print(f"note: incomplete run, {len(meta.get('missing_cells', []))} cell(s) missing "
               f"(finish it with python -m agrs_bench.run --resume {args.run_dir})")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agrs_bench.vocab import size_label  # noqa: F401 (cell names use it; renderers import it here)
+
 SCHEMA_VERSION = 1
 PARAM_KEYS = ("mode", "buffer", "source", "size_bytes", "dtype", "world_size", "group_size")
 # Optional params with their defaults: a cell without them is an eager cell on default options.
@@ -25,11 +27,6 @@ class SchemaError(ValueError):
     """A file that is not an agrs_bench results document."""
 
 
-def size_label(size_bytes: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size_bytes >= scale and size_bytes % scale == 0:
-            return f"{size_bytes // scale}{unit}"
-    return f"{size_bytes}B"
 
 
 def cell_key(params: dict[str, Any]) -> tuple:

@@ -58,13 +58,6 @@ def summarize(data: Sequence[float]) -> dict[str, float | int | str]:
     }
 
 
-def relative_spread(data: Sequence[float]) -> float:
-    """IQR over median: a scale-free noise measure of one cell."""
-    q1, q3 = quartiles(data)
-    median = statistics.median(data)
-    return (q3 - q1) / median if median else float("inf")
-
-
 def bootstrap_median_ratio(base: Sequence[Sequence[float]], head: Sequence[Sequence[float]], *,
                            num_resamples: int = 2000, confidence: float = 0.95,
                            seed: int = 0) -> tuple[float, float, float]:

@@ -52,7 +52,12 @@ class FsdpStepKernel:
     variant: str = "step"
     time_compute: bool = True  # timing events cannot be recorded inside a CUDA graph capture
     compute_spans: list[list[tuple[Any, Any]]] = field(default_factory=list)
-    roles: tuple[str, ...] = ("ag", "rs", "compute")
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The role streams this variant uses: they fork from and join back to the caller's."""
+        return {"step": ("ag", "rs", "compute"), "compute_only": ("compute",),
+                "comm_only": ("ag", "rs")}[self.variant]
 
     def _all_gather(self, layer: int) -> list[Issued]:
         return [

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from agrs_bench.errors import cli_entry
+from agrs_bench.errors import ArgumentParser, cli_entry
 from agrs_bench.layout import DEFAULT_ORDER, Layout
 
 
@@ -39,15 +39,9 @@ def render_table(layout: Layout) -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, as for every other bad input
-        from agrs_bench.errors import fail
-        fail(message, self.prog)
-
-
 @cli_entry("agrs_bench.topology")
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="agrs_bench.topology", description=__doc__)
+    parser = ArgumentParser(prog="agrs_bench.topology", description=__doc__)
     add_layout_flags(parser, world_size_required=True)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@
 # (checked out into temporary worktrees). The same one twice is an A/A run: see docs/gate.md.
 # AGRS_LAUNCHER replaces the launcher (default: python3 -m torch.distributed.run --standalone
 # --nproc-per-node=N); it is given `-m agrs_bench.run --out DIR RUN_ARGS...`.
-# Exit status: agrs_bench.compare's (0 pass, 1 regression, 2 bad input, 3 incomparable).
+# Exit status: agrs_bench.compare's (0 pass, 1 regression, 2 bad input, 3 incomparable), 4 a launch failed.
 set -euo pipefail
 export NCCL_NVLS_ENABLE=0  # NVLink multicast can take every GPU of a shared host out of service
 
@@ -77,7 +77,8 @@ launch() {  # side checkout index RUN_ARGS...
   [[ $found == "$dir" ]] || { echo "ab.sh: $side imports agrs_bench from $found, not $dir" >&2; exit 2; }
   echo "ab.sh: $side launch $i of $launches ($dir)" >&2
   # shellcheck disable=SC2086  # the launcher is a command line, split on purpose
-  (cd "$dir" && PYTHONPATH="$dir" $launcher -m agrs_bench.run --out "$out/$side/launch-$i" "$@")
+  (cd "$dir" && PYTHONPATH="$dir" $launcher -m agrs_bench.run --out "$out/$side/launch-$i" "$@") \
+    || { echo "ab.sh: $side launch $i failed (status $?); see $out/$side/launch-$i" >&2; exit 4; }
 }
 
 for i in $(seq 1 "$launches"); do

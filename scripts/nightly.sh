@@ -2,7 +2,8 @@
 # Nightly perf gate: run the suite LAUNCHES times, write each launch's report, compare with the
 # committed baseline for this card and GPU count (results/baselines/<card>-x<N>.json), write
 # comparison.md and github-action-benchmark JSON, and exit like agrs_bench.compare does
-# (0 pass, 1 regression, 2 bad input, 3 incomparable). No baseline yet: says how to adopt one, exits 0.
+# (0 pass, 1 regression, 2 bad input, 3 incomparable), or 4 when a launch itself failed (a crash
+# must not read as a regression). No baseline yet: says how to adopt one, exits 0.
 set -euo pipefail
 export NCCL_NVLS_ENABLE=0  # NVLink multicast can take every GPU of a shared host out of service
 
@@ -39,7 +40,8 @@ fi
 cd "$(dirname "$0")/.."
 for i in $(seq 1 "$launches"); do
   python3 -m torch.distributed.run --standalone --nproc-per-node="$nproc" -m agrs_bench.run \
-    --out "$out/head/launch-$i" "$@"
+    --out "$out/head/launch-$i" "$@" \
+    || { echo "nightly: launch $i failed (status $?); see $out/head/launch-$i" >&2; exit 4; }
 done
 
 baseline=$(python3 -m agrs_bench.baseline "$out/head/launch-1" --dir "$baselines" --path-only)

@@ -7,9 +7,7 @@ from typing import Any, Callable, Protocol
 
 from agrs_bench.layout import Layout
 
-SOURCES = ("single_comm", "global_state", "pg_collection")
-BUFFERS = ("dense", "expert")
-RS_GROUP_KIND = {"dense": "dp_cp", "expert": "expt_dp"}
+from agrs_bench.vocab import BUFFERS, RS_GROUP_KIND, SOURCES  # noqa: F401 (re-exported)
 
 
 class GroupSource(Protocol):

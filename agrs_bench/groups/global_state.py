@@ -29,11 +29,6 @@ def initialize_model_parallel(layout: Layout, rank: int, make_group, *,
     _EXPERT_DATA_PARALLEL_GROUP = make_group(layout.expert("expt_dp"), rank, "rs", "global_state/expt_dp")
 
 
-def destroy_model_parallel() -> None:
-    global _DATA_PARALLEL_GROUP_WITH_CP, _DATA_PARALLEL_GROUP_WITH_CP_AG, _EXPERT_DATA_PARALLEL_GROUP
-    _DATA_PARALLEL_GROUP_WITH_CP = _DATA_PARALLEL_GROUP_WITH_CP_AG = _EXPERT_DATA_PARALLEL_GROUP = None
-
-
 def has_separate_all_gather_group() -> bool:
     return _DATA_PARALLEL_GROUP_WITH_CP_AG is not None
 

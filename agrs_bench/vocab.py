@@ -1,0 +1,20 @@
+"""The names every layer shares: modes, buffers, sources, and how sizes are written. Pure data,
+leftmost in the data flow, so that configuration needs neither torch nor process groups."""
+
+from __future__ import annotations
+
+MODES = ("ag", "rs", "ag_rs", "fsdp_step")
+COLLECTIVE_MODES = ("ag", "rs", "ag_rs")
+MODE_ROLES = {"ag": ("ag",), "rs": ("rs",), "ag_rs": ("ag", "rs"), "fsdp_step": ("ag", "rs", "compute")}
+BUFFERS = ("dense", "expert")
+SOURCES = ("single_comm", "global_state", "pg_collection")
+# The group each buffer kind is sharded over (and reduce-scattered on).
+RS_GROUP_KIND = {"dense": "dp_cp", "expert": "expt_dp"}
+
+
+def size_label(size_bytes: int) -> str:
+    """1048576 -> '1MiB'; sizes that are not whole KiB/MiB/GiB stay in bytes."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size_bytes >= scale and size_bytes % scale == 0:
+            return f"{size_bytes // scale}{unit}"
+    return f"{size_bytes}B"
