@@ -82,6 +82,11 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
         missing = [k for k in PARAM_KEYS if k not in bench["params"]]
         if missing:
             raise SchemaError(f"{origin}: benchmarks[{i}].params lacks {missing[0]!r}")
+        if not isinstance(bench["stats"], dict):
+            raise SchemaError(f"{origin}: benchmarks[{i}].stats is not an object")
+        lacking = [k for k in STATS_KEYS if k not in bench["stats"]]
+        if lacking:  # pytest-benchmark compare and our renderers read every one of these
+            raise SchemaError(f"{origin}: benchmarks[{i}].stats lacks {lacking[0]!r}")
         data = bench["stats"].get("data")
         if not isinstance(data, list) or not data or not all(isinstance(x, (int, float)) for x in data):
             raise SchemaError(f"{origin}: benchmarks[{i}].stats.data is not a non-empty list of numbers")

@@ -96,6 +96,11 @@ CASES = {
                         "not valid JSON"),
     "report wrong schema": ("report", ["{tmp}/bad"], lambda t: _results(t, '{"benchmarks": []}'),
                             "no 'machine_info' key"),
+    "report stats lacking a field": ("report", ["{tmp}/bad"], lambda t: _results(t, json.dumps(dict(
+        VALID_DOC, benchmarks=[{"name": "x", "extra_info": {}, "stats": {"data": [1.0]},
+                                "params": {k: 1 for k in ("mode", "buffer", "source", "size_bytes", "dtype",
+                                                          "world_size", "group_size")}}]))),
+        "benchmarks[0].stats lacks 'min'"),
     "report list": ("report", ["{tmp}/bad"], lambda t: _results(t, "[1, 2]"), "top level is list"),
     "report old schema": ("report", ["{tmp}/bad"], lambda t: _results(
         t, json.dumps(dict(VALID_DOC, agrs_bench={"schema_version": 0}))), "schema_version is 0"),
