@@ -66,7 +66,9 @@ def test_stopped_rank_times_out_and_every_process_ends(tmp_path):
     assert TIMEOUT_S <= took_s < TIMEOUT_S + MARGIN_S, (took_s, done.stderr[-2000:])
     assert not done.leftover_pids
     assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
-    assert "Timed out" in done.stderr
+    # What fired: gloo's own timeout ("Timed out ...") or, when that loses the race, our watchdog.
+    assert any(word in done.stderr for word in ("Timed out", "timed out", "still running after")), \
+        done.stderr[-3000:]
     assert _doc(out)["agrs_bench"]["complete"] is False and len(_cells(out)) == 2
 
 
