@@ -300,8 +300,12 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
                    + (f" (resuming: {len(skip_keys[0])} finished)" if cfg.resume else ""))
         measure_all(cfg, info, fixtures, finished, skip={tuple(k) for k in skip_keys[0]},
                     nodes=nodes, watchdog=watchdog, devices=devices)
-    except BaseException:
+    except BaseException as err:
         watchdog.disarm()
+        if isinstance(err, Exception):
+            # Say why first: writing the outputs takes seconds, and the launcher may end this
+            # rank meanwhile (a woken peer fails at once and torchrun stops the job).
+            _report_failure(rank, err)
         distributed.wake_stopped(local_peers)
         if rank == 0:
             write_outputs(cfg, finished, context)
@@ -343,6 +347,15 @@ def self_launch(argv: list[str]) -> int:
     return status
 
 
+def _report_failure(rank: int, err: Exception) -> None:
+    """One line on stderr naming the rank and the error (a traceback only on request)."""
+    print(f"{PROG}: rank {rank}: {type(err).__name__}: {' '.join(str(err).split())}",
+          file=sys.stderr, flush=True)
+    if os.environ.get("AGRS_BENCH_TRACEBACK"):
+        traceback.print_exc()
+    err.agrs_reported = True  # type: ignore[attr-defined]
+
+
 def _rank_main(argv: list[str], rank: int, world: int) -> int:
     """One rank under torchrun. Exit status: 0 done, 1 failed (results kept), 2 bad input,
     3 a phase hung past --timeout plus margin (the watchdog ended it), 143 torchrun's SIGTERM."""
@@ -370,10 +383,8 @@ def _rank_main(argv: list[str], rank: int, world: int) -> int:
         if rank == 0:
             print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
     except Exception as err:
-        print(f"{PROG}: rank {rank}: {type(err).__name__}: {' '.join(str(err).split())}",
-              file=sys.stderr, flush=True)
-        if os.environ.get("AGRS_BENCH_TRACEBACK"):
-            traceback.print_exc()
+        if not getattr(err, "agrs_reported", False):
+            _report_failure(rank, err)
     finally:
         watchdog.stop()
         if not distributed.teardown(grace_s=margin_s(cfg.timeout_s, cfg.backend)):
