@@ -149,7 +149,7 @@ class RunConfig:
             raise ConfigError(f"timeout must be > 0 s and at most a day, got {self.timeout_s}")
         for buffer in self.buffers:
             kind = RS_GROUP_KIND[buffer]
-            size = len(self.layout.dense(kind)[0] if buffer == "dense" else self.layout.expert(kind)[0])
+            size = len(self.layout.rank_lists(kind)[0])
             if size < 2:
                 raise ConfigError(f"buffer {buffer!r}: its {kind} group has {size} rank with this layout "
                                   f"({self.layout.describe()}); AG/RS need at least 2 "

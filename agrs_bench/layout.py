@@ -150,10 +150,13 @@ class Layout:
             "expert": {name: self.expert(name) for name in EXPERT_GROUPS},
         }
 
+    def rank_lists(self, kind: str) -> RankLists:
+        """Rank lists of any group kind, dense (tp, cp, dp, dp_cp, pp) or expert (expt_tp, ep, expt_dp)."""
+        return self.dense(kind) if kind in DENSE_GROUPS else self.expert(kind)
+
     def group_of(self, kind: str, rank: int) -> list[int]:
         """The rank list of group kind `kind` (dense or expert name) that holds `rank`."""
-        lists = self.dense(kind) if kind in DENSE_GROUPS else self.expert(kind)
-        for ranks in lists:
+        for ranks in self.rank_lists(kind):
             if rank in ranks:
                 return ranks
         raise ConfigError(f"rank {rank} is outside the layout (ranks {self.rank_offset}.."

@@ -29,8 +29,7 @@ def _buffer_bytes(size_bytes: int, element_bytes: int, group_size: int) -> tuple
 def needed_bytes(cfg: RunConfig) -> list[tuple[int, str]]:
     """(bytes one rank needs, the flag and value that ask for it) for each size of the run."""
     element = bufs.DTYPES[cfg.dtype].itemsize
-    group = {kind: len(cfg.layout.dense("dp_cp")[0]) if RS_GROUP_KIND[kind] == "dp_cp"
-             else len(cfg.layout.expert("expt_dp")[0]) for kind in cfg.buffers}
+    group = {kind: len(cfg.layout.rank_lists(RS_GROUP_KIND[kind])[0]) for kind in cfg.buffers}
     n = min(group.values())
     check = (lambda numel: CHECK_RAMPS * 8 * numel) if cfg.check else (lambda numel: 0)
     needs = []

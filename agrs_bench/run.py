@@ -105,11 +105,8 @@ def preflight(cfg: RunConfig, info: distributed.DistInfo) -> None:
 
 def groups_span_nodes(cfg: RunConfig, nodes: list[str]) -> dict[str, bool]:
     """Per buffer kind: does any of its groups (in the whole layout) hold ranks of several nodes?"""
-    def lists(kind: str) -> list[list[int]]:
-        group = RS_GROUP_KIND[kind]
-        return cfg.layout.dense(group) if kind == "dense" else cfg.layout.expert(group)
-
-    return {kind: any(len({nodes[r] for r in ranks}) > 1 for ranks in lists(kind)) for kind in cfg.buffers}
+    return {kind: any(len({nodes[r] for r in ranks}) > 1 for ranks in cfg.layout.rank_lists(RS_GROUP_KIND[kind]))
+            for kind in cfg.buffers}
 
 
 def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: "Fixtures", finished: list,
@@ -188,7 +185,6 @@ def _measure_cell(cfg: RunConfig, info: distributed.DistInfo, dev, source, cell:
         else:
             allocated[key] = bufs.make_buffer(cell["buffer"], cell["size_bytes"], bufs.DTYPES[cfg.dtype],
                                                group_ranks[cell["buffer"]], dev.device)
-    extra: dict[str, Any] = {}
     if cell["mode"] == "fsdp_step":
         layers, gemm = allocated[key]
         samples, extra = cellmod.measure_step(dev, cfg, cell, name, source, layers, gemm, rank)

@@ -32,15 +32,21 @@ def _cells(run_dir):
     return (run_dir / "cells.jsonl").read_text().splitlines()
 
 
-def test_killed_rank_keeps_finished_cells_and_resume_completes(tmp_path):
+def _faulted_run(tmp_path, signal_name):
+    """A 2-rank run whose rank 1 gets `signal_name` before cell 3: (run dir, result, seconds from
+    the fault to the end). Every such run fails, names cell 3 and leaves no process behind."""
     out = tmp_path / "run"
     done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS),
-                      env_extra={"AGRS_BENCH_TEST_SIGNAL": "KILL@1:3"})
+                      env_extra={"AGRS_BENCH_TEST_SIGNAL": f"{signal_name}@1:3"})
     assert done.returncode != 0
-    took_s = done.ended_at - _fault_time(out)
-    assert took_s < TIMEOUT_S + MARGIN_S, (took_s, done.stderr[-2000:])
     assert not done.leftover_pids
     assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
+    return out, done, done.ended_at - _fault_time(out)
+
+
+def test_killed_rank_keeps_finished_cells_and_resume_completes(tmp_path):
+    out, done, took_s = _faulted_run(tmp_path, "KILL")
+    assert took_s < TIMEOUT_S + MARGIN_S, (took_s, done.stderr[-2000:])
     assert len(_cells(out)) == 2
     doc = _doc(out)
     assert doc["agrs_bench"]["complete"] is False
@@ -58,14 +64,8 @@ def test_killed_rank_keeps_finished_cells_and_resume_completes(tmp_path):
 
 
 def test_stopped_rank_times_out_and_every_process_ends(tmp_path):
-    out = tmp_path / "run"
-    done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS),
-                      env_extra={"AGRS_BENCH_TEST_SIGNAL": "STOP@1:3"})
-    assert done.returncode != 0
-    took_s = done.ended_at - _fault_time(out)
+    out, done, took_s = _faulted_run(tmp_path, "STOP")
     assert TIMEOUT_S <= took_s < TIMEOUT_S + MARGIN_S, (took_s, done.stderr[-2000:])
-    assert not done.leftover_pids
-    assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
     # What fired: gloo's own timeout ("Timed out ...") or, when that loses the race, our watchdog.
     assert any(word in done.stderr for word in ("Timed out", "timed out", "still running after")), \
         done.stderr[-3000:]
