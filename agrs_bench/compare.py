@@ -14,9 +14,11 @@ import json
 import os
 import sys
 
-from agrs_bench import compare_md, gate, schema
+from agrs_bench.gate import markdown as compare_md
+from agrs_bench.gate import verdicts as gate
+from agrs_bench.results import schema
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
-from agrs_bench.results import RESULTS_FILE, write_atomic
+from agrs_bench.results.files import RESULTS_FILE, write_atomic
 
 PROG = "agrs_bench.compare"
 COMPARISON_FILE = "comparison.md"
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = gate.compare(base, head, threshold=threshold)
     written = []
     if not args.no_plots:
-        from agrs_bench import plots
+        from agrs_bench.render import plots
 
         written = plots.comparison_plots(cells, head[0], threshold, out)
     only_base, only_head = gate.unmatched(base, head)
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         plots=[(title, os.path.relpath(p, out)) for title, p in written])
     write_atomic(os.path.join(out, COMPARISON_FILE), compare_md.render(comparison))
     if args.export_github_benchmark:
-        from agrs_bench.export import github_benchmark
+        from agrs_bench.gate.export import github_benchmark
 
         try:
             write_atomic(args.export_github_benchmark, json.dumps(github_benchmark(head), indent=1) + "\n")

@@ -19,19 +19,25 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from agrs_bench import buffers as bufs
-from agrs_bench import cells as cellmod
-from agrs_bench import distributed, machine, resume, results, schema, telemetry, testhooks
-from agrs_bench import preflight as preflight_mod
-from agrs_bench.cli import parse_run_args
-from agrs_bench.config import RunConfig
-from agrs_bench.device import make_handle
+from agrs_bench.measure import buffers as bufs
+from agrs_bench.measure import cells as cellmod
+from agrs_bench.groups import distributed
+from agrs_bench.results import machine
+from agrs_bench.results import resume
+from agrs_bench.results import files as results
+from agrs_bench.results import schema
+from agrs_bench.measure import telemetry
+from agrs_bench.measure import faults as testhooks
+from agrs_bench.measure import preflight as preflight_mod
+from agrs_bench.config.cli import parse_run_args
+from agrs_bench.config.run_config import RunConfig
+from agrs_bench.measure.device import make_handle
 from agrs_bench.errors import EXIT_BAD_INPUT, ConfigError, fail
 from agrs_bench.groups import RS_GROUP_KIND, build_source
 from agrs_bench.groups.membership import check_membership
-from agrs_bench.nccl_options import pair_label
-from agrs_bench.step import Gemm
-from agrs_bench.watchdog import Watchdog, margin_s
+from agrs_bench.config.nccl_options import pair_label
+from agrs_bench.measure.step import Gemm
+from agrs_bench.measure.watchdog import Watchdog, margin_s
 
 PROG = "agrs_bench.run"
 
@@ -207,7 +213,7 @@ def _measure_cell(cfg: RunConfig, info: distributed.DistInfo, dev, source, cell:
 
 def write_outputs(cfg: RunConfig, finished: list, context: dict) -> str:
     """results.json (complete, or marked incomplete with the missing cells), results.csv, report.md."""
-    from agrs_bench.report import write_report
+    from agrs_bench.render.report import write_report
 
     done = {schema.cell_key(b["params"]) for b in finished}
     world = cfg.layout.world_size
@@ -334,7 +340,7 @@ def self_launch(argv: list[str]) -> int:
            f"--nproc-per-node={nproc}", "-m", "agrs_bench.run", *argv]
     status = subprocess.run(cmd, env=env).returncode
     if status not in (0, EXIT_BAD_INPUT) and results.salvage(cfg.out_dir):
-        from agrs_bench.report import write_report
+        from agrs_bench.render.report import write_report
 
         write_report(cfg.out_dir)
         print(f"{PROG}: rank 0 ended before writing results; rebuilt "

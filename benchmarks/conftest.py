@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from agrs_bench import distributed
-from agrs_bench.device import make_handle
+from agrs_bench.groups import distributed
+from agrs_bench.measure.device import make_handle
 from agrs_bench.groups import SOURCES, build_source
-from agrs_bench.layout import Layout
+from agrs_bench.topology.layout import Layout
 
 
 def _rank() -> int:

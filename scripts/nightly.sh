@@ -44,10 +44,10 @@ for i in $(seq 1 "$launches"); do
     || { echo "nightly: launch $i failed (status $?); see $out/head/launch-$i" >&2; exit 4; }
 done
 
-baseline=$(python3 -m agrs_bench.baseline "$out/head/launch-1" --dir "$baselines" --path-only)
+baseline=$(python3 -m agrs_bench baseline "$out/head/launch-1" --dir "$baselines" --path-only)
 if [[ ! -e $baseline ]]; then
   echo "nightly: no baseline $baseline for this card and GPU count; nothing gated." >&2
-  echo "nightly: to adopt launch 1 as the baseline: python3 -m agrs_bench.baseline $out/head/launch-1 --dir $baselines" >&2
+  echo "nightly: to adopt launch 1 as the baseline: python3 -m agrs_bench baseline $out/head/launch-1 --dir $baselines" >&2
   exit 0
 fi
 

@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from agrs_bench.kernels import all_gather  # noqa: E402
-from agrs_bench.telemetry import CellSampler  # noqa: E402
+from agrs_bench.measure.kernels import all_gather  # noqa: E402
+from agrs_bench.measure.telemetry import CellSampler  # noqa: E402
 
 
 def per_op_us(launch, ops=20, reps=10):

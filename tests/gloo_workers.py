@@ -7,13 +7,13 @@ import datetime
 import torch
 import torch.distributed as dist
 
-from agrs_bench import buffers as bufs
-from agrs_bench.device import CpuHandle
-from agrs_bench.distributed import group_maker
+from agrs_bench.measure import buffers as bufs
+from agrs_bench.measure.device import CpuHandle
+from agrs_bench.groups.distributed import group_maker
 from agrs_bench.groups import BUFFERS, RS_GROUP_KIND, build_source
 from agrs_bench.groups.membership import MembershipError, check_membership
-from agrs_bench.kernels import CollectiveKernel
-from agrs_bench.layout import Layout
+from agrs_bench.measure.kernels import CollectiveKernel
+from agrs_bench.topology.layout import Layout
 
 
 def _sources(layout: Layout, rank: int, names, ag_layout=None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agrs_bench import results
+from agrs_bench.results import files as results
 
 LAYOUT = {"world_size": 4, "tp": 1, "cp": 1, "ep": 1, "etp": 1, "pp": 1, "dp": 4, "expert_dp": 4,
           "order": "tp-cp-ep-dp-pp", "rank_offset": 0}

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from agrs_bench.cli import parse_run_args
+from agrs_bench.config.cli import parse_run_args
 
 FAST = ["--sizes", "4KiB", "--iters", "2", "--warmup", "1"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,7 +145,7 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
         argv = [*out, *FAST, *argv]
     if command == "compare":
         argv = [*argv, "--out", str(tmp_path / "cmp")]
-    proc = subprocess.run([sys.executable, "-m", f"agrs_bench.{command}", *argv], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench", command, *argv], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, OMP_NUM_THREADS="1",
                                    PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])))

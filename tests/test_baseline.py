@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from agrs_bench import baseline
+from agrs_bench.results import baseline
 from agrs_bench.errors import ConfigError
 from tests import synthetic
 
@@ -27,6 +27,6 @@ def test_keep_names_by_card_and_refuses_to_overwrite(tmp_path):
     with pytest.raises(ConfigError, match="already exists; pass --force"):
         baseline.keep(str(run), folder=str(tmp_path / "b"))
     assert baseline.keep(str(run), folder=str(tmp_path / "b"), force=True) == str(expected)
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.baseline", str(run), "--dir", str(tmp_path / "b"),
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench", "baseline", str(run), "--dir", str(tmp_path / "b"),
                            "--path-only"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == str(expected)

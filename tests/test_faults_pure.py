@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from agrs_bench import distributed, preflight, resume
-from agrs_bench.cli import parse_run_args
+from agrs_bench.groups import distributed
+from agrs_bench.measure import preflight
+from agrs_bench.results import resume
+from agrs_bench.config.cli import parse_run_args
 from agrs_bench.errors import ConfigError
 from agrs_bench.run import groups_span_nodes
 
@@ -77,7 +79,7 @@ def test_groups_span_nodes():
 
 
 def test_partial_last_line_is_dropped_before_appending(tmp_path):
-    from agrs_bench import results
+    from agrs_bench.results import files as results
     (tmp_path / "cells.jsonl").write_text('{"a": 1}\n{"b": ')
     results.drop_partial_line(str(tmp_path))
     assert (tmp_path / "cells.jsonl").read_text() == '{"a": 1}\n'

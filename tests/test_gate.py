@@ -2,7 +2,7 @@
 
 import pytest
 
-from agrs_bench import gate
+from agrs_bench.gate import verdicts as gate
 from tests import synthetic
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from agrs_bench.errors import ConfigError
-from agrs_bench.layout import AXES, Layout
+from agrs_bench.topology.layout import AXES, Layout
 
 
 def test_design_examples_dp_groups():
@@ -156,7 +156,7 @@ def test_topology_bad_input_one_line_exit_2(args, needle):
 def test_check_patterns_differ_for_every_rank_of_a_large_group():
     import torch
 
-    from agrs_bench import buffers
+    from agrs_bench.measure import buffers
 
     rs = [buffers.rs_pattern(r, 64, 3, torch.float32, "cpu") for r in range(32)]
     ag = [buffers.ag_pattern(r, 64, 3, torch.float32, "cpu") for r in range(32)]

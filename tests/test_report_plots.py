@@ -8,7 +8,8 @@ import sys
 import pytest
 from PIL import Image
 
-from agrs_bench import plots, report
+from agrs_bench.render import plots
+from agrs_bench.render import report
 from tests import synthetic
 
 FAST = ["--sizes", "4KiB,32KiB", "--iters", "5", "--warmup", "1", "--layers", "2",
@@ -69,7 +70,7 @@ def test_report_cli_rewrites_from_files_alone(two_cpu_runs):
     (run / "report.md").unlink()
     for png in (run / "plots").iterdir():
         png.unlink()
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.report", str(run)],
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench", "report", str(run)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (run / "report.md").exists() and len(list((run / "plots").iterdir())) == 4

@@ -2,7 +2,8 @@
 
 import pytest
 
-from agrs_bench import measures, stats
+from agrs_bench.analysis import measures
+from agrs_bench.analysis import stats
 
 
 def test_quartiles_wikipedia_method_3_example_1():
@@ -56,7 +57,7 @@ def test_measures_conventions():
 
 
 def test_speedup_uses_single_comm_of_the_same_options():
-    from agrs_bench import results
+    from agrs_bench.results import files as results
 
     def cell(mode, source, seconds, options):
         params = {"mode": mode, "buffer": "dense", "source": source, "size_bytes": 1 << 20, "dtype": "bf16",

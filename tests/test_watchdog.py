@@ -7,7 +7,7 @@ import time
 
 SCRIPT = """
 import sys, time
-from agrs_bench.watchdog import Watchdog
+from agrs_bench.measure.watchdog import Watchdog
 dog = Watchdog("prog", 0, on_expire=lambda phase: print("saved during", phase, flush=True))
 dog.catch_sigterm()
 dog.arm("cell ag-dense-x-4KiB (3/8)", float(sys.argv[1]))
@@ -42,7 +42,7 @@ def test_sigterm_exits_with_the_phase_named():
 
 
 def test_disarmed_watchdog_stays_quiet():
-    script = ("import time\nfrom agrs_bench.watchdog import Watchdog\nd = Watchdog('p', 0)\n"
+    script = ("import time\nfrom agrs_bench.measure.watchdog import Watchdog\nd = Watchdog('p', 0)\n"
               "d.arm('x', 0.3)\nd.disarm()\ntime.sleep(1)\nd.stop()\nprint('ok')")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-from agrs_bench.layout import Layout
+from agrs_bench.topology.layout import Layout
 
 from agrs_bench.vocab import BUFFERS, RS_GROUP_KIND, SOURCES  # noqa: F401 (re-exported)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agrs_bench.layout import Layout
+from agrs_bench.topology.layout import Layout
 
 _DATA_PARALLEL_GROUP_WITH_CP: Any = None
 _DATA_PARALLEL_GROUP_WITH_CP_AG: Any = None

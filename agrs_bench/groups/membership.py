@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.distributed as dist
 
 from agrs_bench.groups import BUFFERS, RS_GROUP_KIND, GroupSource
-from agrs_bench.layout import Layout
+from agrs_bench.topology.layout import Layout
 
 
 class MembershipError(RuntimeError):

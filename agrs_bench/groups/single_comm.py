@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agrs_bench.layout import Layout
+from agrs_bench.topology.layout import Layout
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
-from agrs_bench import schema
+from agrs_bench.results import schema
 
 SOURCE_COLORS = {"single_comm": "tab:gray", "global_state": "tab:blue", "pg_collection": "tab:orange"}
 BUFFER_STYLES = {"dense": "-", "expert": "--", "dense+expert": "-"}

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-from agrs_bench.layout import Layout
+from agrs_bench.topology.layout import Layout
 
 SIGNAL_VAR = "AGRS_BENCH_TEST_SIGNAL"
 CORRUPT_AG_VAR = "AGRS_BENCH_TEST_CORRUPT_AG"

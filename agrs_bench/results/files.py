@@ -12,7 +12,10 @@ import os
 import tempfile
 from typing import Any, Iterable
 
-from agrs_bench import measures, schema, stats, summary
+from agrs_bench.analysis import measures
+from agrs_bench.results import schema
+from agrs_bench.analysis import stats
+from agrs_bench.analysis import summary
 
 CELLS_FILE = "cells.jsonl"
 RESULTS_FILE = "results.json"

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch.distributed as dist
 
-from agrs_bench.buffers import ShardedBuffer
-from agrs_bench.device import Issued
+from agrs_bench.measure.buffers import ShardedBuffer
+from agrs_bench.measure.device import Issued
 from agrs_bench.vocab import MODE_ROLES
 
 # PyTorch 2.13 renamed the tensor collectives (the old names warn); 2.11 has only the old ones.

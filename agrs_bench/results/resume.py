@@ -12,8 +12,9 @@ import json
 import os
 from typing import Any
 
-from agrs_bench import results, schema
-from agrs_bench.config import RunConfig
+from agrs_bench.results import files as results
+from agrs_bench.results import schema
+from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 
 # Fields that may change between the two parts of a run without changing what is measured.

@@ -8,11 +8,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from agrs_bench import buffers as bufs
-from agrs_bench.config import RunConfig
-from agrs_bench.kernels import CollectiveKernel, all_gather, reduce_scatter
-from agrs_bench.step import VARIANTS, FsdpStepKernel, Gemm
-from agrs_bench.timing import Samples, TimingPlan, measure, measure_graph, time_back_to_back
+from agrs_bench.measure import buffers as bufs
+from agrs_bench.config.run_config import RunConfig
+from agrs_bench.measure.kernels import CollectiveKernel, all_gather, reduce_scatter
+from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
+from agrs_bench.measure.timing import Samples, TimingPlan, measure, measure_graph, time_back_to_back
 
 
 class OutputCheckError(RuntimeError):

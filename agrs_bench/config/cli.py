@@ -6,12 +6,12 @@ import argparse
 import datetime
 import os
 
-from agrs_bench import config_file
-from agrs_bench.config import RunConfig, parse_choices, parse_gemm, parse_sizes
+from agrs_bench.config import toml_file as config_file
+from agrs_bench.config.run_config import RunConfig, parse_choices, parse_gemm, parse_sizes
 from agrs_bench.errors import ArgumentParser, ConfigError
 from agrs_bench.vocab import BUFFERS, MODES, SOURCES
-from agrs_bench.nccl_options import parse_nccl_options
-from agrs_bench.topology import add_layout_flags, layout_from_args
+from agrs_bench.config.nccl_options import parse_nccl_options
+from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 
 # Defaults that serve: a full sweep on GPUs; on CPU, small enough to end in about a minute.
 DEFAULTS = {

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-from agrs_bench.device import Issued
+from agrs_bench.measure.device import Issued
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""`python -m agrs_bench.baseline RUN_DIR [NAME] [--force] [--path-only]`: keep a run as a baseline.
+"""`agrs-bench baseline RUN_DIR [NAME] [--force] [--path-only]`: keep a run as a baseline.
 
 Baselines live in results/baselines/<card>-x<N>.json: card = the short lowercase GPU model
 ("NVIDIA H100 80GB HBM3" -> h100), N = the GPU count; NAME overrides that name. The run's
@@ -15,11 +15,11 @@ import re
 import sys
 from typing import Any
 
-from agrs_bench import schema
+from agrs_bench.results import schema
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry
-from agrs_bench.results import RESULTS_FILE, write_atomic
+from agrs_bench.results.files import RESULTS_FILE, write_atomic
 
-PROG = "agrs_bench.baseline"
+PROG = "agrs-bench baseline"
 DEFAULT_DIR = os.path.join("results", "baselines")
 VENDOR_WORDS = {"nvidia", "tesla", "geforce", "amd", "instinct", "radeon"}
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import statistics
 from typing import Any, Sequence
 
-from agrs_bench import gate, schema, stats
+from agrs_bench.gate import verdicts as gate
+from agrs_bench.results import schema
+from agrs_bench.analysis import stats
 
 
 def github_benchmark(head: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

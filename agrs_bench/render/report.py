@@ -1,4 +1,4 @@
-"""`python -m agrs_bench.report RUN_DIR`: (re)write report.md and its plots from the run's files alone."""
+"""`agrs-bench report RUN_DIR`: (re)write report.md and its plots from the run's files alone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 import sys
 from typing import Any, Sequence
 
-from agrs_bench import schema, summary
+from agrs_bench.results import schema
+from agrs_bench.analysis import summary
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
 
 REPORT_FILE = "report.md"
@@ -126,8 +127,8 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
 
 def write_report(run_dir: str) -> str:
     """Render report.md and the plots (under plots/) for the run in `run_dir`; returns its path."""
-    from agrs_bench import plots as plotmod
-    from agrs_bench.results import RESULTS_FILE, write_atomic
+    from agrs_bench.render import plots as plotmod
+    from agrs_bench.results.files import RESULTS_FILE, write_atomic
 
     doc = schema.load(os.path.join(run_dir, RESULTS_FILE))
     written = plotmod.report_plots(doc, os.path.join(run_dir, PLOTS_DIR))
@@ -136,9 +137,9 @@ def write_report(run_dir: str) -> str:
     return path
 
 
-@cli_entry("agrs_bench.report")
+@cli_entry("agrs-bench report")
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="agrs_bench.report", description=__doc__)
+    parser = ArgumentParser(prog="agrs-bench report", description=__doc__)
     parser.add_argument("run_dir", help="a run directory holding results.json")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run_dir):
@@ -146,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(write_report(args.run_dir))
     except schema.SchemaError as err:
-        fail(str(err), "agrs_bench.report")
+        fail(str(err), "agrs-bench report")
     except OSError as err:
-        fail(f"cannot write the report into {args.run_dir!r} ({err.strerror})", "agrs_bench.report")
-    from agrs_bench.results import RESULTS_FILE
+        fail(f"cannot write the report into {args.run_dir!r} ({err.strerror})", "agrs-bench report")
+    from agrs_bench.results.files import RESULTS_FILE
 
     meta = schema.load(os.path.join(args.run_dir, RESULTS_FILE))["agrs_bench"]
     if not meta.get("complete", True):

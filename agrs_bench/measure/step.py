@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from agrs_bench.buffers import ShardedBuffer
-from agrs_bench.device import Issued
-from agrs_bench.kernels import all_gather, reduce_scatter
+from agrs_bench.measure.buffers import ShardedBuffer
+from agrs_bench.measure.device import Issued
+from agrs_bench.measure.kernels import all_gather, reduce_scatter
 
 VARIANTS = ("step", "compute_only", "comm_only")
 

@@ -19,7 +19,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
-from agrs_bench import schema, stats
+from agrs_bench.results import schema
+from agrs_bench.analysis import stats
 
 Verdict = Literal["improved", "unchanged", "regressed", "noisy"]
 VERDICTS: tuple[Verdict, ...] = ("regressed", "noisy", "improved", "unchanged")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from agrs_bench.gate import CellComparison, Verdict
+from agrs_bench.gate.verdicts import CellComparison, Verdict
 
 HEADLINE = {"regressed": "REGRESSED", "noisy": "PASS (some cells too noisy to judge)",
             "improved": "PASS (improved)", "unchanged": "PASS"}

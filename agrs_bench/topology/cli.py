@@ -7,7 +7,7 @@ import json
 import sys
 
 from agrs_bench.errors import ArgumentParser, cli_entry
-from agrs_bench.layout import DEFAULT_ORDER, Layout
+from agrs_bench.topology.layout import DEFAULT_ORDER, Layout
 
 
 def add_layout_flags(parser: argparse.ArgumentParser, *, world_size_required: bool) -> None:

@@ -12,8 +12,8 @@ import os
 
 import torch
 
-from agrs_bench import buffers as bufs
-from agrs_bench.config import RunConfig
+from agrs_bench.measure import buffers as bufs
+from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 from agrs_bench.vocab import RS_GROUP_KIND, size_label
 

@@ -1,0 +1,1 @@
+"""Flags and TOML files -> one frozen, checked RunConfig; nothing else reads argv."""

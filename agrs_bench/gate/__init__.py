@@ -1,0 +1,1 @@
+"""Judge launches against launches: verdicts per cell, comparison.md, CI exports."""

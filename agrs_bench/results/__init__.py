@@ -1,0 +1,1 @@
+"""The file contract: results.json / cells.jsonl / csv, their schema, resume and baselines."""

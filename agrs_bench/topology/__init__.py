@@ -1,0 +1,1 @@
+"""Parallel layout -> rank lists of every group, by Megatron's rule; pure, with its own CLI."""
