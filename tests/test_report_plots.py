@@ -86,7 +86,7 @@ def test_comparison_of_two_real_cpu_runs(two_cpu_runs, tmp_path):
     assert proc.returncode in (0, 1), proc.stderr  # gloo timings: any verdict, but never bad input
     text = (out / "comparison.md").read_text()
     assert text.startswith("## agrs_bench gate: ")
-    assert "of 39 cells" in text and "has 1 launch" in text
+    assert "of 39 cells" in text and "has 1 launch(es)" in text
     _assert_images([str(out / "compare_time.png"), str(out / "compare_ratio.png")])
     assert len(json.loads(bench.read_text())) == 39
 

@@ -60,9 +60,9 @@ def _notes(c: Comparison) -> list[str]:
             if not doc["agrs_bench"].get("complete", True):
                 notes.append(f"{name} launch `{origin}` is INCOMPLETE "
                              f"({len(doc['agrs_bench'].get('missing_cells', []))} cell(s) missing)")
-        if len(docs) == 1:
-            notes.append(f"{name} has 1 launch: its interval cannot see launch-to-launch noise; "
-                         "use 3 or more launches per side")
+        if len(docs) < 3:
+            notes.append(f"{name} has {len(docs)} launch(es): launch-to-launch noise is measured from too few "
+                         "launches (with one launch per side nothing is decided); use 3 or more per side")
     if c.only_base:
         notes.append(f"{len(c.only_base)} cell(s) only in base, not judged: {', '.join(c.only_base[:8])}"
                      + (" ..." if len(c.only_base) > 8 else ""))

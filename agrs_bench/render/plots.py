@@ -249,7 +249,8 @@ def _ratio_figure(cells, head_doc, threshold: float, path: str) -> str:
     ax.set_xlabel("head / base, 95% interval (right = slower)")
     present = [v for v in VERDICT_COLORS if any(c.verdict == v for c in cells)]
     handles = [Line2D([], [], color=VERDICT_COLORS[v], marker="o", linestyle="-") for v in present]
-    handles.append(Line2D([], [], color="black", linestyle="--", linewidth=0.8))
-    ax.legend(handles, present + [f"±{threshold:.0%} threshold"], fontsize=7, loc="upper left",
+    handles += [Line2D([], [], color="black", linestyle="-", linewidth=0.8),
+                Line2D([], [], color="black", linestyle="--", linewidth=0.8)]
+    ax.legend(handles, present + ["no change", f"±{threshold:.0%} threshold"], fontsize=7, loc="upper left",
               bbox_to_anchor=(1.01, 1.0))
     return _save(fig, f"Ratio per cell, threshold ±{threshold:.0%}", head_doc, path)
