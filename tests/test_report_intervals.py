@@ -134,3 +134,11 @@ def test_comparison_ratio_plot_has_a_legend_and_handles_one_launch(tmp_path):
     cells = gate.compare(synthetic.side(1, 0), synthetic.side(1, 5))
     written = plots.comparison_plots(cells, synthetic.launch(backend="gloo"), 0.05, str(tmp_path))
     assert [os.path.basename(p) for _, p in written] == ["compare_time.png", "compare_ratio.png"]
+
+
+def test_flagged_cells_are_ringed_on_the_plots(tmp_path):
+    doc = _doc(extra={"ag_rs-dense-pg_collection-1MiB": THROTTLED})
+    series = plots._series(doc["benchmarks"], "ag_rs", lambda b: figures.figure(b, "speedup_vs_single_comm"))
+    flagged = [(key, size) for key, points in series.items() for size, *_, bad in points if bad]
+    assert flagged == [(("pg_collection", "dense"), 1 << 20)]
+    assert plots.report_plots(doc, str(tmp_path))

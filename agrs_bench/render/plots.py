@@ -32,8 +32,10 @@ def subtitle(doc: dict[str, Any]) -> str:
             f"layout {figures.layout_text(info.get('layout'))} | {str(doc['datetime'])[:10]}")
 
 
-Point = tuple[int, float, float, float]
-"""(size_bytes, value, interval low, interval high); nan bounds where the file has no interval."""
+Point = tuple[int, float, float, float, bool]
+"""(size_bytes, value, interval low, interval high, flagged); nan bounds where the file has no
+interval; flagged: the cell ran throttled, with short samples or with warnings."""
+FLAG_NOTE = "⚠ throttled / short samples / warnings"
 
 
 def _series(benchmarks: Sequence[dict[str, Any]], mode: str, read: Callable[[dict[str, Any]], Any]
@@ -52,7 +54,9 @@ def _series(benchmarks: Sequence[dict[str, Any]], mode: str, read: Callable[[dic
         value, interval = (got.value, got.interval) if isinstance(got, figures.Figure) else (got, None)
         if isinstance(value, (int, float)):
             low, high = interval if interval else (math.nan, math.nan)
-            found.setdefault((p["source"], p["buffer"]), []).append((int(p["size_bytes"]), float(value), low, high))
+            flagged = bool(figures.flags(bench)) if "extra_info" in bench else False
+            found.setdefault((p["source"], p["buffer"]), []).append(
+                (int(p["size_bytes"]), float(value), low, high, flagged))
     return {key: sorted(points) for key, points in found.items()}
 
 
@@ -65,15 +69,22 @@ def _size_axis(ax, sizes: Sequence[int]) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def _draw_lines(ax, series, *, label_suffix: str = "", style: str | None = None, scale: float = 1.0) -> bool:
-    """Lines with 95% bands where the file has intervals; True when any interval was drawn."""
-    banded = False
+def _draw_lines(ax, series, *, label_suffix: str = "", style: str | None = None,
+                scale: float = 1.0) -> tuple[bool, bool]:
+    """Lines with 95% bands where the file has intervals, flagged cells ringed in red;
+    (any interval drawn, any cell flagged)."""
+    banded = flagged = False
     for (source, buffer), points in sorted(series.items()):
         sizes = [s for s, *_ in points]
         color = SOURCE_COLORS.get(source)
-        ax.plot(sizes, [v * scale for _, v, _, _ in points], marker="o", markersize=3, color=color,
+        ax.plot(sizes, [v * scale for _, v, *_ in points], marker="o", markersize=3, color=color,
                 linestyle=style or BUFFER_STYLES.get(buffer, "-"), label=f"{source} {buffer}{label_suffix}")
-        with_ci = [(s, lo * scale, hi * scale) for s, _, lo, hi in points if not math.isnan(lo)]
+        marked = [(s, v * scale) for s, v, _, _, bad in points if bad]
+        if marked:
+            flagged = True
+            ax.scatter([s for s, _ in marked], [v for _, v in marked], s=80, facecolors="none",
+                       edgecolors="tab:red", linewidths=1.2, zorder=5)
+        with_ci = [(s, lo * scale, hi * scale) for s, _, lo, hi, _ in points if not math.isnan(lo)]
         if with_ci:
             banded = True
             ax.fill_between([s for s, _, _ in with_ci], [lo for _, lo, _ in with_ci],
@@ -82,7 +93,7 @@ def _draw_lines(ax, series, *, label_suffix: str = "", style: str | None = None,
                         yerr=[(hi - lo) / 2 for _, lo, hi in with_ci], fmt="none", ecolor=color,
                         elinewidth=0.8, capsize=2)
     _size_axis(ax, [s for points in series.values() for s, *_ in points])
-    return banded
+    return banded, flagged
 
 
 def footer(doc: dict[str, Any]) -> str | None:
@@ -101,13 +112,19 @@ def _save(fig, title: str, doc: dict[str, Any], path: str) -> str:
     return path
 
 
-def _legend(ax, banded: bool) -> None:
+def _legend(ax, banded: bool, flagged: bool = False) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if banded:
         from matplotlib.patches import Patch
 
         handles.append(Patch(color="gray", alpha=0.3))
         labels.append("95% interval")
+    if flagged:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="o", markersize=9, markerfacecolor="none",
+                              markeredgecolor="tab:red", linestyle="none"))
+        labels.append(FLAG_NOTE)
     ax.legend(handles, labels, fontsize=7)
 
 
@@ -121,7 +138,7 @@ def _line_figure(doc, modes, key, ylabel, title, path, *, log_y: bool = False, s
     fig, axes = plt.subplots(1, len(panels), figsize=(max(7.5, 5 * len(panels)), 4.5), squeeze=False)
     any_band = False
     for ax, (mode, series) in zip(axes[0], panels):
-        banded = _draw_lines(ax, series, scale=scale)
+        banded, flagged = _draw_lines(ax, series, scale=scale)
         any_band = any_band or banded
         if reference is not None:
             ax.axhline(reference, color="black", linewidth=0.8)
@@ -129,7 +146,7 @@ def _line_figure(doc, modes, key, ylabel, title, path, *, log_y: bool = False, s
         ax.set_ylabel(ylabel)
         if log_y:
             ax.set_yscale("log")
-        _legend(ax, banded)
+        _legend(ax, banded, flagged)
     return _save(fig, title + ("" if any_band else " (no intervals in this file)"), doc, path)
 
 
@@ -153,7 +170,8 @@ def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
         if with_ci:
             errors = [[(f.value - f.interval[0]) * scale if f.interval and f.value is not None else 0 for f in found],
                       [(f.interval[1] - f.value) * scale if f.interval and f.value is not None else 0 for f in found]]
-        ax.bar(range(len(steps)), values, color=colors, yerr=errors, capsize=4, ecolor="black")
+        ax.bar(range(len(steps)), values, color=colors, yerr=errors, capsize=4, ecolor="black",
+               hatch=["//" if figures.flags(b) else "" for b in steps], edgecolor="tab:red", linewidth=0)
         ax.set_xticks(range(len(steps)), labels)
         if null is not None:
             ax.axhline(null, color="black", linewidth=0.8)
@@ -166,6 +184,8 @@ def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
     handles, names = [Patch(color=SOURCE_COLORS.get(s)) for s in sources], list(sources)
     if with_ci:
         handles, names = handles + [_errorbar_handle()], names + ["95% interval"]
+    if any(figures.flags(b) for b in steps):
+        handles, names = handles + [Patch(facecolor="white", edgecolor="tab:red", hatch="//")], names + [FLAG_NOTE]
     axes[0].legend(handles, names, fontsize=7)
     return _save(fig, "fsdp_step: exposed communication and compute slowdown", doc, path)
 
