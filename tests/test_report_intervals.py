@@ -142,3 +142,14 @@ def test_flagged_cells_are_ringed_on_the_plots(tmp_path):
     flagged = [(key, size) for key, points in series.items() for size, *_, bad in points if bad]
     assert flagged == [(("pg_collection", "dense"), 1 << 20)]
     assert plots.report_plots(doc, str(tmp_path))
+
+
+def test_trace_overlap_column_appears_when_traced():
+    assert "trace overlap" not in report.render(_doc()).split("## Collectives")[1]
+    doc = _doc(extra={"ag_rs-dense-pg_collection-1MiB": {"trace_overlap_fraction": 0.8,
+                                                        "trace_overlap_fraction_ci": [0.7, 0.9]}})
+    text = report.render(doc)
+    header = next(line for line in text.splitlines() if line.startswith("| mode |"))
+    row = next(line for line in text.splitlines() if line.startswith("| ag_rs | dense | pg_collection | - | 1MiB"))
+    assert "trace overlap [95%]" in header and "0.80 [0.70, 0.90]" in row
+    assert header.count("|") == row.count("|")

@@ -16,6 +16,7 @@ INTERVAL_FIELD = {
     "speedup_vs_single_comm": ("speedup_vs_single_comm_ci", 1.0),
     "exposed_comm_s": ("exposed_comm_s_ci", 0.0),
     "compute_slowdown": ("compute_slowdown_ci", 1.0),
+    "trace_overlap_fraction": ("trace_overlap_fraction_ci", 0.0),
 }
 
 

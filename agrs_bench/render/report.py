@@ -162,6 +162,9 @@ DEFINITIONS = [
     "- **vs reference**: busbw over the in-run reference busbw of the same op (or why it was left out).",
     "- **overlap eff**: (t_ag + t_rs − t_ag_rs) / min(t_ag, t_rs) of the same source: 0 = serial, "
     "1 = the shorter op fully hidden; interval holding 0: no difference measured (no overlap shown).",
+    "- **trace overlap** (runs with `--trace`): from the profiler's kernel timeline, the share of the "
+    "shorter collective's kernel time that ran while the other's kernels ran; an independent check of "
+    "overlap eff.",
     "- **speedup vs single_comm**: t_ag_rs(single_comm) / t_ag_rs(this source); above 1 = faster; "
     "interval holding 1: no difference measured.",
     "- **time / link floor**: median ag_rs time over the time both ops' bytes need at the link's "
@@ -270,10 +273,12 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
     if plots:
         lines += ["## Plots", ""] + [f"![{title}]({path})" for title, path in plots] + [""]
     lines += DEFINITIONS
+    traced = any(isinstance(b["extra_info"].get("trace_overlap_fraction"), (int, float)) for b in doc["benchmarks"])
     lines += ["## Collectives", "",
               "| mode | buffer | source | variant | size | n | median ms [95%] | busbw GB/s [95%] | vs reference "
-              "| overlap eff [95%] | speedup vs single_comm [95%] | time / link floor | ops/sample | flags |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| overlap eff [95%] | " + ("trace overlap [95%] | " if traced else "")
+              + "speedup vs single_comm [95%] | time / link floor | ops/sample | flags |",
+              "|" + " --- |" * (15 if traced else 14)]
     for bench in doc["benchmarks"]:
         p, e = bench["params"], bench["extra_info"]
         if p["mode"] == "fsdp_step":
@@ -285,7 +290,8 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
             f"| {p['group_size']} | {figures.with_interval(figures.figure(bench, 'median_s'), 1e3, 4)} "
             f"| {figures.with_interval(figures.figure(bench, 'busbw_gbps'))} | {reference} "
             f"| {figures.with_interval(figures.figure(bench, 'overlap_efficiency'), digits=2)} "
-            f"| {'reference' if p['source'] == 'single_comm' else figures.with_interval(figures.figure(bench, 'speedup_vs_single_comm'))} "
+            + (f"| {figures.with_interval(figures.figure(bench, 'trace_overlap_fraction'), digits=2)} " if traced else "")
+            + f"| {'reference' if p['source'] == 'single_comm' else figures.with_interval(figures.figure(bench, 'speedup_vs_single_comm'))} "
             f"| {_fmt(e.get('time_over_link_floor'), '.2f')} | {bench['stats'].get('iterations', '-')} "
             f"| {_flags(bench)} |")
     steps = [b for b in doc["benchmarks"] if b["params"]["mode"] == "fsdp_step"]
