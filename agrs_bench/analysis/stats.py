@@ -83,7 +83,9 @@ def launch_log_medians(launches: Sequence[Sequence[float]]) -> np.ndarray:
     """log median of each launch's samples: the unit the gate compares."""
     if not launches or not all(len(launch) for launch in launches):
         raise ValueError("each side needs at least one launch with at least one sample")
-    return np.log(np.array([float(np.median(np.asarray(launch, dtype=float))) for launch in launches]))
+    medians = np.array([float(np.median(np.asarray(launch, dtype=float))) for launch in launches])
+    # A median of 0 s is a time below the clock's resolution, not a crash of the gate.
+    return np.log(np.maximum(medians, 1e-12))
 
 
 def trigamma_inverse(x: float) -> float:

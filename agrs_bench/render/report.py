@@ -102,7 +102,9 @@ def answer(doc: dict[str, Any]) -> list[str]:
     for (buffer, source), found in sorted(rows.items()):
         lines.append(f"| {buffer} | {source} | {'; '.join(found['pays']) or '-'} | {', '.join(found['none']) or '-'} "
                      f"| {'; '.join(found['slower']) or '-'} | {', '.join(found['open']) or '-'} |")
-    return lines + ["", "⚠: the cell ran throttled, with short samples or with warnings (see its row below).", ""]
+    flagged = any("⚠" in text for found in rows.values() for texts in found.values() for text in texts)
+    return lines + (["", "⚠: the cell ran throttled, with short samples or with warnings (see its row below)."]
+                    if flagged else []) + [""]
 
 
 def header(doc: dict[str, Any]) -> list[str]:
@@ -291,7 +293,7 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
             f"| {figures.with_interval(figures.figure(bench, 'busbw_gbps'))} | {reference} "
             f"| {figures.with_interval(figures.figure(bench, 'overlap_efficiency'), digits=2)} "
             + (f"| {figures.with_interval(figures.figure(bench, 'trace_overlap_fraction'), digits=2)} " if traced else "")
-            + f"| {'reference' if p['source'] == 'single_comm' else figures.with_interval(figures.figure(bench, 'speedup_vs_single_comm'))} "
+            + f"| {'reference' if p['source'] == 'single_comm' and p['mode'] == 'ag_rs' else figures.with_interval(figures.figure(bench, 'speedup_vs_single_comm'))} "
             f"| {_fmt(e.get('time_over_link_floor'), '.2f')} | {bench['stats'].get('iterations', '-')} "
             f"| {_flags(bench)} |")
     steps = [b for b in doc["benchmarks"] if b["params"]["mode"] == "fsdp_step"]
