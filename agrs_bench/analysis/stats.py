@@ -8,10 +8,11 @@ The gate's statistics treat a launch (one process start: its own communicators, 
 state) as the independent unit; samples inside a launch are correlated and are summarized by the
 launch's median first. Per cell the effect is the difference of mean log launch-medians (head -
 base); its variance comes from the spread of launch medians. With 3 launches a side that estimate
-has 4 degrees of freedom, so the t quantiles are huge; the variances of all cells of a comparison
-are therefore moderated (shrunk towards a common prior, empirical Bayes, Smyth 2004, "limma"),
-which adds the prior's degrees of freedom where the cells agree about the noise and adds nothing
-where they do not. docs/gate.md says why and what the procedure guarantees.
+has 4 degrees of freedom, so the t quantiles are huge; each cell's own part of the variance is
+therefore moderated (shrunk towards a prior fitted to all cells, empirical Bayes, Smyth 2004,
+"limma"), which adds the prior's degrees of freedom where the cells agree about the noise and
+nothing where they do not, while the part that whole launches share keeps its few degrees of
+freedom. docs/gate.md says why and what the procedure guarantees.
 """
 
 from __future__ import annotations
