@@ -187,7 +187,7 @@ DEFINITIONS = [
     "intervals overlap.",
     "- CUDA graph against eager: **options** the NCCL options; **eager ms / graph ms** median ag_rs "
     "time; **overlap eff eager / graph** as above; **graph serializes** eager overlapped (≥ 0.2) and "
-    "the graph did not (< 0.1).",
+    "the graph did not (< 0.1), or \"no difference measured\" where the two intervals overlap.",
     "- `[–]`: the file has no interval for that figure (written before intervals existed): the point "
     "alone is shown and nothing is judged.",
     "",
@@ -222,14 +222,29 @@ def _summary_sections(doc: dict[str, Any]) -> list[str]:
                 f"| {figures.sig(row['best_s'] * 1e3, 4)} | {row['best_options']} | {gain} |")
     if found["graph_vs_eager"]:
         lines += ["", "## CUDA graph against eager (ag_rs)", "",
-                  "| source | buffer | size | options | eager ms | graph ms | overlap eff eager | overlap eff graph | graph serializes |",
+                  "| source | buffer | size | options | eager ms [95%] | graph ms [95%] | overlap eff eager [95%] "
+                  "| overlap eff graph [95%] | graph serializes |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in found["graph_vs_eager"]:
+            def cell(exec_mode: str) -> dict[str, Any] | None:
+                return next((b for b in doc["benchmarks"] if b["params"]["mode"] == "ag_rs"
+                             and b["params"]["source"] == row["source"] and b["params"]["buffer"] == row["buffer"]
+                             and int(b["params"]["size_bytes"]) == row["size_bytes"]
+                             and b["params"].get("nccl_options", "default") == row["nccl_options"]
+                             and b["params"].get("exec", "eager") == exec_mode), None)
+
+            eager, graph = cell("eager"), cell("graph")
+            eff = [figures.figure(b, "overlap_efficiency") if b else figures.Figure(None, None, 0.0)
+                   for b in (eager, graph)]
+            times = [figures.figure(b, "median_s") if b else figures.Figure(None, None, None) for b in (eager, graph)]
+            serializes = "**yes**" if row["graph_serializes"] else "no"
+            if row["graph_serializes"] and figures.overlap(eff[0].interval, eff[1].interval):
+                serializes = figures.NO_DIFFERENCE
             lines.append(
                 f"| {row['source']} | {row['buffer']} | {schema.size_label(row['size_bytes'])} | {row['nccl_options']} "
-                f"| {figures.sig(row['eager_s'] * 1e3, 4)} | {figures.sig(row['graph_s'] * 1e3, 4)} "
-                f"| {_fmt(row['eager_overlap_efficiency'], '.2f')} | {_fmt(row['graph_overlap_efficiency'], '.2f')} "
-                f"| {'**yes**' if row['graph_serializes'] else 'no'} |")
+                f"| {figures.with_interval(times[0], 1e3, 4)} | {figures.with_interval(times[1], 1e3, 4)} "
+                f"| {figures.with_interval(eff[0], digits=2)} | {figures.with_interval(eff[1], digits=2)} "
+                f"| {serializes} |")
     return lines
 
 
