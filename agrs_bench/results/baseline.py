@@ -81,15 +81,15 @@ def _load_all(spec: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _check(launches: list[tuple[str, dict[str, Any]]], allow_few: bool) -> None:
-    if len(launches) < MIN_LAUNCHES and not allow_few:
-        raise ConfigError(f"a baseline needs at least {MIN_LAUNCHES} launches to show launch-to-launch "
-                          f"noise, got {len(launches)}; add launches or pass --allow-few")
     for path, doc in launches:
         if not doc["agrs_bench"].get("complete", True):
             missing = doc["agrs_bench"].get("missing_cells", [])
             run = os.path.dirname(path)
             raise ConfigError(f"run {run!r} is incomplete ({len(missing)} cell(s) missing); "
                               f"finish it with `python -m agrs_bench.run --resume {run}` first")
+    if len(launches) < MIN_LAUNCHES and not allow_few:
+        raise ConfigError(f"a baseline needs at least {MIN_LAUNCHES} launches to show launch-to-launch "
+                          f"noise, got {len(launches)}; add launches or pass --allow-few")
     first_path, first = launches[0]
     for path, doc in launches[1:]:
         for key in ("gpu_name", "world_size", "layout"):
