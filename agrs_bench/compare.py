@@ -16,9 +16,9 @@ import sys
 
 from agrs_bench.gate import markdown as compare_md
 from agrs_bench.gate import verdicts as gate
-from agrs_bench.results import schema
+from agrs_bench.results import baseline, schema
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
-from agrs_bench.results.files import RESULTS_FILE, write_atomic
+from agrs_bench.results.files import write_atomic
 
 PROG = "agrs_bench.compare"
 COMPARISON_FILE = "comparison.md"
@@ -28,23 +28,7 @@ EXIT_MISMATCH = 3
 
 def resolve(spec: str) -> list[str]:
     """The results.json files one side names (see the module docstring); SchemaError if none."""
-    paths: list[str] = []
-    for item in (part.strip() for part in spec.split(",")):
-        if not item:
-            continue
-        if os.path.isfile(os.path.join(item, RESULTS_FILE)):
-            paths.append(os.path.join(item, RESULTS_FILE))
-        elif os.path.isdir(item):
-            found = sorted(os.path.join(item, sub, RESULTS_FILE) for sub in os.listdir(item)
-                           if os.path.isfile(os.path.join(item, sub, RESULTS_FILE)))
-            if not found:
-                raise schema.SchemaError(f"{item}: no results.json in it or in its subfolders")
-            paths += found
-        else:
-            paths.append(item)  # schema.load names what is wrong with it
-    if not paths:
-        raise schema.SchemaError(f"{spec!r} names no run")
-    return paths
+    return baseline.run_files(spec)
 
 
 def _threshold(text: str) -> float:

@@ -5,6 +5,8 @@
 # (checked out into temporary worktrees). The same one twice is an A/A run: see docs/gate.md.
 # AGRS_LAUNCHER replaces the launcher (default: python3 -m torch.distributed.run --standalone
 # --nproc-per-node=N); it is given `-m agrs_bench.run --out DIR RUN_ARGS...`.
+# Each launch gets AGRS_BENCH_COMMIT = its checkout's commit, so results name their code even when
+# the checkout has no .git. The gate judges all launches of a side together (docs/gate.md).
 # Exit status: agrs_bench.compare's (0 pass, 1 regression, 2 bad input, 3 incomparable), 4 a launch failed.
 set -euo pipefail
 export NCCL_NVLS_ENABLE=0  # NVLink multicast can take every GPU of a shared host out of service
@@ -46,6 +48,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 worktrees=()
+# shellcheck disable=SC2329  # invoked by the EXIT trap
 cleanup() {
   for wt in ${worktrees[@]+"${worktrees[@]}"}; do git -C "$repo" worktree remove --force "$wt" || true; done
 }
@@ -72,12 +75,13 @@ done
 launch() {  # side checkout index RUN_ARGS...
   local side=$1 dir=$2 i=$3
   shift 3
-  local found
+  local found commit
+  commit=$(git -C "$dir" rev-parse HEAD 2>/dev/null || echo "${AGRS_BENCH_COMMIT:-}")
   found=$(cd "$dir" && PYTHONPATH="$dir" python3 -c 'import agrs_bench, os; print(os.path.dirname(os.path.dirname(os.path.abspath(agrs_bench.__file__))))')
   [[ $found == "$dir" ]] || { echo "ab.sh: $side imports agrs_bench from $found, not $dir" >&2; exit 2; }
   echo "ab.sh: $side launch $i of $launches ($dir)" >&2
   # shellcheck disable=SC2086  # the launcher is a command line, split on purpose
-  (cd "$dir" && PYTHONPATH="$dir" $launcher -m agrs_bench.run --out "$out/$side/launch-$i" "$@") \
+  (cd "$dir" && AGRS_BENCH_COMMIT="$commit" PYTHONPATH="$dir" $launcher -m agrs_bench.run --out "$out/$side/launch-$i" "$@") \
     || { echo "ab.sh: $side launch $i failed (status $?); see $out/$side/launch-$i" >&2; exit 4; }
 }
 

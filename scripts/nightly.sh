@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Nightly perf gate: run the suite LAUNCHES times, write each launch's report, compare with the
-# committed baseline for this card and GPU count (results/baselines/<card>-x<N>.json), write
-# comparison.md and github-action-benchmark JSON, and exit like agrs_bench.compare does
-# (0 pass, 1 regression, 2 bad input, 3 incomparable), or 4 when a launch itself failed (a crash
-# must not read as a regression). No baseline yet: says how to adopt one, exits 0.
+# Nightly perf gate: run the suite LAUNCHES times (default 3), write each launch's report, compare
+# with every launch of the committed baseline for this card and GPU count
+# (results/<card>-x<N>/baseline/launch-<k>/), write comparison.md and github-action-benchmark JSON,
+# and exit like agrs_bench.compare does (0 pass, 1 regression, 2 bad input, 3 incomparable), or 4
+# when a launch itself failed (a crash must not read as a regression). No baseline yet: says how
+# to adopt this night's launches as one, exits 0. AGRS_BENCH_COMMIT names the code in every
+# result when the checkout has no .git (set from git here when it has).
 set -euo pipefail
 export NCCL_NVLS_ENABLE=0  # NVLink multicast can take every GPU of a shared host out of service
 
 usage() {
-  echo "usage: scripts/nightly.sh [--out DIR] [--launches N] [--nproc N] [--threshold PCT] [--baselines DIR] [-- RUN_ARGS...]" >&2
+  echo "usage: scripts/nightly.sh [--out DIR] [--launches N] [--nproc N] [--threshold PCT] [--baselines ROOT] [-- RUN_ARGS...]" >&2
   exit 2
 }
 
@@ -16,7 +18,7 @@ out="results/nightly/$(date -u +%Y%m%dT%H%M%SZ)"
 launches=3
 nproc=""
 threshold=5
-baselines="results/baselines"
+baselines="results"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --out|--launches|--nproc|--threshold|--baselines)
@@ -38,6 +40,9 @@ fi
 [[ $nproc =~ ^[1-9][0-9]*$ ]] || usage
 
 cd "$(dirname "$0")/.."
+if [[ -z ${AGRS_BENCH_COMMIT:-} ]] && commit=$(git rev-parse HEAD 2>/dev/null); then
+  export AGRS_BENCH_COMMIT=$commit
+fi
 for i in $(seq 1 "$launches"); do
   python3 -m torch.distributed.run --standalone --nproc-per-node="$nproc" -m agrs_bench.run \
     --out "$out/head/launch-$i" "$@" \
@@ -45,9 +50,11 @@ for i in $(seq 1 "$launches"); do
 done
 
 baseline=$(python3 -m agrs_bench baseline "$out/head/launch-1" --dir "$baselines" --path-only)
-if [[ ! -e $baseline ]]; then
+if [[ ! -d $baseline ]]; then
+  few=""
+  if [[ $launches -lt 3 ]]; then few=" --allow-few"; fi
   echo "nightly: no baseline $baseline for this card and GPU count; nothing gated." >&2
-  echo "nightly: to adopt launch 1 as the baseline: python3 -m agrs_bench baseline $out/head/launch-1 --dir $baselines" >&2
+  echo "nightly: to adopt this night's $launches launch(es) as the baseline: python3 -m agrs_bench baseline $out/head --dir $baselines$few" >&2
   exit 0
 fi
 

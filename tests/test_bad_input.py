@@ -106,9 +106,13 @@ CASES = {
         t, json.dumps(dict(VALID_DOC, agrs_bench={"schema_version": 0}))), "schema_version is 0"),
     "baseline incomplete run": ("baseline", ["{tmp}/bad", "nightly", "--dir", "{tmp}/b"],
                                 lambda t: _results(t, json.dumps(VALID_DOC)), "is incomplete"),
-    "baseline exists": ("baseline", ["{tmp}/bad", "nightly", "--dir", "{tmp}/b"], lambda t: (
+    "baseline exists": ("baseline", ["{tmp}/bad", "nightly", "--dir", "{tmp}/b", "--allow-few"], lambda t: (
         _results(t, json.dumps(dict(VALID_DOC, agrs_bench=dict(VALID_DOC["agrs_bench"], complete=True)))),
-        _write(t / "b" / "nightly.json", "{}")), "already exists; pass --force"),
+        _write(t / "b" / "nightly" / "baseline" / "launch-1" / "results.json", "{}")),
+        "already exists; pass --force"),
+    "baseline of one launch": ("baseline", ["{tmp}/bad", "nightly", "--dir", "{tmp}/b"], lambda t: (
+        _results(t, json.dumps(dict(VALID_DOC, agrs_bench=dict(VALID_DOC["agrs_bench"], complete=True))))),
+        "needs at least 3 launches"),
     "baseline bad name": ("baseline", ["{tmp}/bad", "../x"], lambda t: _results(t, json.dumps(VALID_DOC)),
                           "'../x'"),
     "graph on gloo": ("run", ["--graph"], None, "--graph needs CUDA and NCCL"),

@@ -1,13 +1,15 @@
-"""Baseline naming and keeping: <card>-x<N>.json, never replaced without --force."""
+"""Baselines: several launches kept together under <card>-x<N>/baseline/, at least 3 unless
+--allow-few, never replaced without --force."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from agrs_bench.results import baseline
 from agrs_bench.errors import ConfigError
+from agrs_bench.results import baseline
 from tests import synthetic
 
 
@@ -17,16 +19,61 @@ def test_card_name(gpu, card):
     assert baseline.card_name(gpu) == card
 
 
-def test_keep_names_by_card_and_refuses_to_overwrite(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    doc = synthetic.launch()
-    (run / "results.json").write_text(json.dumps(doc))
-    expected = tmp_path / "b" / f"{baseline.default_name(doc['machine_info'])}.json"
-    assert baseline.keep(str(run), folder=str(tmp_path / "b")) == str(expected)
+def _runs(tmp_path, n, **kwargs):
+    """A folder of n run directories, as scripts/nightly.sh writes them."""
+    for i, doc in enumerate(synthetic.side(n, **kwargs), start=1):
+        run = tmp_path / "night" / f"launch-{i}"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps(doc))
+    return tmp_path / "night"
+
+
+def test_keep_three_launches_as_one_baseline(tmp_path):
+    runs = _runs(tmp_path, 3)
+    folder = baseline.keep(str(runs), root=str(tmp_path / "results"))
+    assert folder == str(tmp_path / "results" / "h100-x4" / "baseline")
+    assert sorted(os.listdir(folder)) == ["launch-1", "launch-2", "launch-3"]
+    for k in (1, 2, 3):
+        kept = json.loads((tmp_path / "results" / "h100-x4" / "baseline" / f"launch-{k}" / "results.json").read_text())
+        assert kept["commit_info"]["id"] == f"synthetic{k - 1}"
     with pytest.raises(ConfigError, match="already exists; pass --force"):
-        baseline.keep(str(run), folder=str(tmp_path / "b"))
-    assert baseline.keep(str(run), folder=str(tmp_path / "b"), force=True) == str(expected)
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench", "baseline", str(run), "--dir", str(tmp_path / "b"),
-                           "--path-only"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and proc.stdout.strip() == str(expected)
+        baseline.keep(str(runs), root=str(tmp_path / "results"))
+    assert baseline.keep(str(runs), root=str(tmp_path / "results"), force=True) == folder
+    assert not [n for n in os.listdir(tmp_path / "results" / "h100-x4") if n != "baseline"]
+
+
+def test_comma_separated_run_dirs(tmp_path):
+    runs = _runs(tmp_path, 3)
+    spec = ",".join(str(runs / f"launch-{k}") for k in (1, 2, 3))
+    folder = baseline.keep(spec, "mine", root=str(tmp_path / "r"))
+    assert folder.endswith(os.path.join("mine", "baseline")) and len(os.listdir(folder)) == 3
+
+
+def test_fewer_than_three_launches_exit_2_one_line_unless_allowed(tmp_path, capsys):
+    runs = _runs(tmp_path, 2)
+    with pytest.raises(SystemExit) as exc:
+        baseline.main([str(runs), "--dir", str(tmp_path / "r")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "at least 3 launches" in err and "--allow-few" in err
+    assert baseline.main([str(runs), "--dir", str(tmp_path / "r"), "--allow-few"]) == 0
+
+
+def test_incomplete_or_mixed_launches_are_refused(tmp_path):
+    runs = _runs(tmp_path, 3)
+    doc = synthetic.launch(seed=9, missing=("ag-dense-single_comm-1MiB",))
+    (runs / "launch-2" / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="incomplete"):
+        baseline.keep(str(runs), root=str(tmp_path / "r"))
+    (runs / "launch-2" / "results.json").write_text(json.dumps(synthetic.launch(seed=9, world_size=2)))
+    with pytest.raises(ConfigError, match="launches differ in world_size"):
+        baseline.keep(str(runs), root=str(tmp_path / "r"))
+
+
+def test_path_only_prints_the_folder(tmp_path):
+    runs = _runs(tmp_path, 1)
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench", "baseline", str(runs / "launch-1"),
+                           "--dir", str(tmp_path / "r"), "--path-only"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "r" / "h100-x4" / "baseline")
+    assert not (tmp_path / "r").exists()

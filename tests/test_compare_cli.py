@@ -148,3 +148,19 @@ def test_head_missing_cells_exits_3_unless_allowed(tmp_path, capsys):
     assert _compare(tmp_path, base, head) == 3
     _one_line_error(capsys, "head lacks 6 cell(s) of base")
     assert _compare(tmp_path / "again", base, head, "--allow-mismatch") == 0
+
+
+FORTY = {"modes": ("ag", "rs"), "sizes": synthetic.FORTY_CELL_SIZES}
+
+
+def test_one_regressed_cell_of_forty_exits_1(tmp_path):
+    name = "ag-dense-single_comm-8MiB"
+    assert _compare(tmp_path, synthetic.side(3, 0, noise=0.01, **FORTY),
+                    synthetic.side(3, 100, noise=0.01, scale={name: 1.10}, **FORTY)) == 1
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "1 regressed" in text and f"| {name} |" in text.split("### Regressed")[1].split("###")[0]
+
+
+def test_a_a_at_forty_percent_noise_exits_0(tmp_path):
+    kwargs = {"noise": 0.4, "launch_offset": 0.2, **FORTY}
+    assert _compare(tmp_path, synthetic.side(3, 0, **kwargs), synthetic.side(3, 100, **kwargs)) == 0

@@ -1,5 +1,7 @@
-"""scripts/nightly.sh on CPU: without a baseline it says how to adopt one; with one it gates."""
+"""scripts/nightly.sh on CPU: without a baseline it says how to adopt one; with one (a folder of
+launches) it gates."""
 
+import os
 import shutil
 
 import pytest
@@ -14,8 +16,11 @@ def test_nightly_adopts_then_gates_against_baseline(tmp_path):
     first = _script("nightly.sh", "--out", str(tmp_path / "n1"), "--launches", "1",
                     "--baselines", str(baselines), *TINY)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "no baseline" in first.stderr and "cpu-x2.json" in first.stderr
-    shutil.copy(tmp_path / "n1" / "head" / "launch-1" / "results.json", baselines / "cpu-x2.json")
+    assert "no baseline" in first.stderr and os.path.join("cpu-x2", "baseline") in first.stderr
+    assert "--allow-few" in first.stderr
+    kept = baselines / "cpu-x2" / "baseline" / "launch-1"
+    kept.mkdir(parents=True)
+    shutil.copy(tmp_path / "n1" / "head" / "launch-1" / "results.json", kept / "results.json")
     second = _script("nightly.sh", "--out", str(tmp_path / "n2"), "--launches", "1",
                      "--baselines", str(baselines), *TINY)
     assert second.returncode in (0, 1), second.stderr[-3000:]  # gloo timings: any verdict

@@ -43,7 +43,7 @@ def two_cpu_runs(tmp_path_factory):
 def test_report_plots_of_synthetic_doc(tmp_path):
     written = plots.report_plots(synthetic.launch(), str(tmp_path))
     titles = [title for title, _ in written]
-    assert titles == ["Bus bandwidth", "Overlap efficiency", "ag_rs time"]  # no fsdp_step cells
+    assert titles == ["Bus bandwidth", "Overlap efficiency", "Speedup vs single_comm", "ag_rs time"]  # no fsdp_step
     _assert_images([path for _, path in written])
 
 
@@ -57,10 +57,10 @@ def test_subtitle_names_card_count_layout_date():
 def test_run_writes_report_with_plots_and_warnings(two_cpu_runs):
     run = two_cpu_runs[0]
     text = (run / "report.md").read_text()
-    names = ["busbw.png", "overlap_efficiency.png", "ag_rs_time.png", "fsdp_step.png"]
+    names = ["busbw.png", "overlap_efficiency.png", "speedup.png", "ag_rs_time.png", "fsdp_step.png"]
     for name in names:
         assert f"(plots/{name})" in text
-    assert "## Warnings" in text and "gloo on CPU" in text
+    assert "## Warnings" in text and "CPU/gloo: timings are not meaningful" in text
     _assert_images([str(run / "plots" / name) for name in names])
 
 
@@ -73,7 +73,7 @@ def test_report_cli_rewrites_from_files_alone(two_cpu_runs):
     proc = subprocess.run([sys.executable, "-m", "agrs_bench", "report", str(run)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert (run / "report.md").exists() and len(list((run / "plots").iterdir())) == 4
+    assert (run / "report.md").exists() and len(list((run / "plots").iterdir())) == 5
 
 
 @pytest.mark.gloo
@@ -86,7 +86,7 @@ def test_comparison_of_two_real_cpu_runs(two_cpu_runs, tmp_path):
     assert proc.returncode in (0, 1), proc.stderr  # gloo timings: any verdict, but never bad input
     text = (out / "comparison.md").read_text()
     assert text.startswith("## agrs_bench gate: ")
-    assert "of 39 cells" in text and "has 1 launch" in text
+    assert "of 39 cells" in text and "has 1 launch(es)" in text
     _assert_images([str(out / "compare_time.png"), str(out / "compare_ratio.png")])
     assert len(json.loads(bench.read_text())) == 39
 

@@ -1,9 +1,22 @@
-"""Statistics against worked textbook examples and known answers."""
+"""Statistics against worked textbook examples, known answers and pytest-benchmark itself."""
+
+import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agrs_bench.analysis import measures
 from agrs_bench.analysis import stats
+
+
+def _theirs(data):
+    from pytest_benchmark.stats import Stats
+
+    found = Stats()
+    for x in data:
+        found.update(x)
+    return found
 
 
 def test_quartiles_wikipedia_method_3_example_1():
@@ -16,22 +29,90 @@ def test_quartiles_wikipedia_method_2_example_2():
     assert stats.quartiles([7, 15, 36, 39, 40, 41]) == (15, 40)
 
 
-def test_summarize_matches_pytest_benchmark():
+def test_summarize_is_pytest_benchmarks_stats():
     from pytest_benchmark.stats import Stats
 
     data = [0.5, 0.1, 0.3, 0.9, 0.4, 0.45, 0.33]
-    theirs = Stats()
-    for x in data:
-        theirs.update(x)
     ours = stats.summarize(data)
-    for key in ("min", "max", "mean", "stddev", "median", "q1", "q3", "iqr", "ld15iqr", "hd15iqr",
-                "iqr_outliers", "stddev_outliers", "outliers", "rounds", "total"):
-        assert ours[key] == pytest.approx(getattr(theirs, key)), key
+    assert set(ours) == set(Stats.fields)
+    assert ours == _theirs(data).as_dict()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=1e-7, max_value=10.0, allow_nan=False), min_size=1, max_size=60))
+def test_summarize_equals_stats_on_any_samples(data):
+    # Whatever version is installed (5.2.3 and 5.3.1 differ in hd15iqr): the fields are its own.
+    assert stats.summarize(data) == _theirs(data).as_dict()
+
+
+def test_hd15iqr_with_an_outlier_is_the_installed_rule():
+    data = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 9.0]
+    assert stats.summarize(data)["hd15iqr"] == _theirs(data).hd15iqr
 
 
 def test_summarize_one_sample():
     s = stats.summarize([2.0])
     assert s["median"] == 2.0 and s["stddev"] == 0.0 and s["iqr"] == 0.0
+
+
+def test_summarize_rejects_no_samples():
+    with pytest.raises(ValueError, match="no samples"):
+        stats.summarize([])
+
+
+def test_holm_textbook_example():
+    # Holm (1979) step-down: sorted p 0.01, 0.02, 0.03, 0.04 (m = 4) -> 0.04, 0.06, 0.06, 0.06.
+    assert stats.holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert stats.holm([0.5]) == [0.5]
+    assert stats.holm([0.9, 0.9]) == [1.0, 1.0]
+
+
+def test_trigamma_inverse_roundtrip():
+    from scipy import special
+
+    for y in (0.05, 0.5, 2.0, 40.0):
+        assert stats.trigamma_inverse(float(special.polygamma(1, y))) == pytest.approx(y, rel=1e-6)
+
+
+def test_variance_prior_of_equal_variances_is_infinite_df():
+    d0, s0 = stats.variance_prior([0.04] * 10, [4] * 10)
+    assert math.isinf(d0) and s0 == pytest.approx(0.04 * math.exp(0), rel=0.5)
+
+
+def test_variance_prior_of_wildly_different_variances_adds_little():
+    d0, _ = stats.variance_prior([1e-6, 1e-2, 1e-5, 1.0, 1e-4, 1e-1], [4] * 6)
+    assert 0 < d0 < 1
+
+
+def test_variance_prior_needs_three_cells():
+    assert stats.variance_prior([0.1, 0.2], [4, 4]) == (0.0, 0.0)
+
+
+def test_t_interval_and_p_above():
+    low, high = stats.t_interval(0.0, 1.0, 4, 0.95)
+    assert high == pytest.approx(2.776445, rel=1e-5) and low == -high  # t(0.975, 4)
+    assert stats.p_above(2.776445, 0.0, 1.0, 4) == pytest.approx(0.025, rel=1e-4)
+    assert all(math.isnan(x) for x in stats.t_interval(0.0, math.nan, 0, 0.95))
+    assert stats.p_above(1.0, 0.0, math.nan, 0) == 1.0
+    assert stats.p_above(1.0, 0.0, 0.0, 4) == 0.0 and stats.p_above(-1.0, 0.0, 0.0, 4) == 1.0
+
+
+def test_compare_launches_pooled_t_by_hand():
+    base = [[1.0], [1.1], [0.9]]
+    head = [[2.0], [2.2], [1.8]]
+    (cell,) = stats.compare_launches([(base, head)])  # one cell: no prior
+    b = [math.log(x) for x in (1.0, 1.1, 0.9)]
+    h = [math.log(x) for x in (2.0, 2.2, 1.8)]
+    mb, mh = sum(b) / 3, sum(h) / 3
+    pooled = (sum((x - mb) ** 2 for x in b) + sum((x - mh) ** 2 for x in h)) / 4
+    assert cell.diff == pytest.approx(mh - mb) and cell.df == 4
+    assert cell.se == pytest.approx(math.sqrt(pooled * (2 / 3)))
+    assert cell.moderated_se == cell.se and cell.moderated_df == 4
+
+
+def test_compare_launches_one_launch_per_side_has_no_df():
+    (cell,) = stats.compare_launches([([[1.0, 1.1]], [[1.2, 1.3]])])
+    assert cell.df == 0 and math.isnan(cell.se)
 
 
 def test_bootstrap_identical_sides_bracket_one():

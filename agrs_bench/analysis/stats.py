@@ -1,61 +1,214 @@
 """Pure statistics over immutable samples: no torch, no pandas, no process groups.
 
-Quartiles follow pytest-benchmark (Wikipedia "Quartile", methods 2 and 3) so the numbers in
-results.json mean what `pytest-benchmark compare` thinks they mean. The bootstrap resamples
-launches first, then the samples inside each launch: a launch (one process start, its own
-communicators and clocks) is the independent unit, iterations inside it are not.
+The `stats` block of every cell is pytest-benchmark's own `Stats` over the raw samples, so the
+numbers in results.json mean what `pytest-benchmark compare` thinks they mean, under whichever
+pytest-benchmark is installed (its `hd15iqr` changed in 5.3.1; a copy would drift).
+
+The gate's statistics treat a launch (one process start: its own communicators, clocks and GPU
+state) as the independent unit; samples inside a launch are correlated and are summarized by the
+launch's median first. Per cell the effect is the difference of mean log launch-medians (head -
+base); its variance comes from the spread of launch medians. With 3 launches a side that estimate
+has 4 degrees of freedom, so the t quantiles are huge; each cell's own part of the variance is
+therefore moderated (shrunk towards a prior fitted to all cells, empirical Bayes, Smyth 2004,
+"limma"), which adds the prior's degrees of freedom where the cells agree about the noise and
+nothing where they do not, while the part that whole launches share keeps its few degrees of
+freedom. docs/gate.md says why and what the procedure guarantees.
 """
 
 from __future__ import annotations
 
-import statistics
-from bisect import bisect_left, bisect_right
+import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from pytest_benchmark.stats import Stats
+from scipy import special
+from scipy import stats as scipy_stats
+
+MAX_DF = 1e6
+"""Degrees of freedom treated as infinite (the t distribution is then the normal one)."""
+
+
+def library_stats(data: Sequence[float]) -> Stats:
+    """pytest-benchmark's Stats over `data`, fed through its public `update`."""
+    found = Stats()
+    for value in data:
+        found.update(value)
+    return found
 
 
 def quartiles(data: Sequence[float]) -> tuple[float, float]:
-    """(q1, q3): Wikipedia "Quartile" method 3 for odd counts, method 2 for even ones."""
-    values = sorted(data)
-    rounds = len(values)
-    if rounds == 1:
-        return values[0], values[0]
-    if rounds % 2:
-        n, rest = rounds // 4, rounds % 4
-        if rest == 1:
-            return (0.25 * values[n - 1] + 0.75 * values[n],
-                    0.75 * values[3 * n] + 0.25 * values[3 * n + 1])
-        return (0.75 * values[n] + 0.25 * values[n + 1],
-                0.25 * values[3 * n + 1] + 0.75 * values[3 * n + 2])
-    return statistics.median(values[: rounds // 2]), statistics.median(values[rounds // 2:])
+    """(q1, q3) as pytest-benchmark computes them."""
+    found = library_stats(data)
+    return found.q1, found.q3
 
 
 def summarize(data: Sequence[float]) -> dict[str, float | int | str]:
-    """The `stats` block of a pytest-benchmark benchmark, from raw samples (seconds)."""
-    values = sorted(data)
-    if not values:
+    """The `stats` block of a pytest-benchmark benchmark, from raw samples (seconds): every field
+    of `Stats.fields`, read from the installed pytest-benchmark."""
+    if not len(data):
         raise ValueError("no samples to summarize")
-    mean = statistics.mean(values)
-    stddev = statistics.stdev(values) if len(values) > 1 else 0.0
-    q1, q3 = quartiles(values)
-    iqr = q3 - q1
-    low, high = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    hd_pos = bisect_right(values, high)
-    total = sum(values)
-    stddev_outliers = sum(1 for v in values if abs(v - mean) > stddev) if len(values) > 1 else 0
-    iqr_outliers = sum(1 for v in values if v < low or v > high)
-    return {
-        "min": values[0], "max": values[-1], "mean": mean, "stddev": stddev,
-        "rounds": len(values), "median": statistics.median(values),
-        "iqr": iqr, "q1": q1, "q3": q3,
-        "iqr_outliers": iqr_outliers, "stddev_outliers": stddev_outliers,
-        "outliers": f"{stddev_outliers};{iqr_outliers}",
-        "ld15iqr": values[bisect_left(values, low)] if len(values) > 1 else values[0],
-        "hd15iqr": values[-1] if hd_pos == len(values) else values[hd_pos],
-        "ops": len(values) / total if total else 0.0,
-        "total": total,
-    }
+    found = library_stats([float(x) for x in data])
+    return {field: getattr(found, field) for field in Stats.fields}
+
+
+# --- the gate: launches against launches --------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogRatio:
+    """One cell of a comparison on the log scale: the effect, its own and its moderated spread."""
+
+    diff: float
+    """mean log launch-median of head minus that of base: log of the ratio head/base."""
+    base_launches: int
+    """Launches on the base side."""
+    head_launches: int
+    """Launches on the head side."""
+    se: float
+    """Standard error of `diff` from this cell's own launches (pooled variance); nan with no df."""
+    df: float
+    """Degrees of freedom of `se`: base_launches + head_launches - 2."""
+    moderated_se: float
+    """Standard error of `diff` with the moderated variance (nan with no variance at all)."""
+    moderated_df: float
+    """Degrees of freedom of `moderated_se`: df + the prior's."""
+
+    @property
+    def ratio(self) -> float:
+        return math.exp(self.diff)
+
+
+def launch_log_medians(launches: Sequence[Sequence[float]]) -> np.ndarray:
+    """log median of each launch's samples: the unit the gate compares."""
+    if not launches or not all(len(launch) for launch in launches):
+        raise ValueError("each side needs at least one launch with at least one sample")
+    medians = np.array([float(np.median(np.asarray(launch, dtype=float))) for launch in launches])
+    # A median of 0 s is a time below the clock's resolution, not a crash of the gate.
+    return np.log(np.maximum(medians, 1e-12))
+
+
+def trigamma_inverse(x: float) -> float:
+    """y with trigamma(y) = x (Newton's method as in limma's trigammaInverse)."""
+    if x > 1e7:
+        return 1.0 / math.sqrt(x)
+    if x < 1e-6:
+        return 1.0 / x
+    y = 0.5 + 1.0 / x
+    for _ in range(50):
+        tri = float(special.polygamma(1, y))
+        step = tri * (1 - tri / x) / float(special.polygamma(2, y))
+        y += step
+        if -step / y < 1e-8:
+            break
+    return y
+
+
+def variance_prior(variances: Sequence[float], dfs: Sequence[float]) -> tuple[float, float]:
+    """(d0, s0^2): the scaled inverse chi-square prior of the cells' variances, by the method of
+    moments on log variances (Smyth 2004, section 6.2). d0 = 0 (no prior) with fewer than 3 cells
+    that have a positive variance; d0 = inf when the variances agree as closely as chance allows."""
+    pairs = [(v, d) for v, d in zip(variances, dfs) if d > 0 and v > 0 and math.isfinite(v)]
+    if len(pairs) < 3:
+        return 0.0, 0.0
+    s2 = np.array([v for v, _ in pairs])
+    d = np.array([d for _, d in pairs])
+    e = np.log(s2) - special.digamma(d / 2) + np.log(d / 2)
+    excess = float(np.var(e, ddof=1) - np.mean(special.polygamma(1, d / 2)))
+    if excess <= 0:
+        return math.inf, float(np.exp(np.mean(e)))
+    d0 = 2 * trigamma_inverse(excess)
+    return d0, float(np.exp(np.mean(e) + special.digamma(d0 / 2) - math.log(d0 / 2)))
+
+
+def compare_launches(cells: Sequence[tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]]]
+                     ) -> list[LogRatio]:
+    """Every cell's (base launches, head launches) -> its LogRatio, variances moderated together.
+
+    Launches are listed in the same order for every cell (launch k of a side is one process
+    start). Per cell, y = log launch-medians; its own spread is the pooled variance of y about
+    each side's mean (df = n_b + n_h - 2). That spread has two parts:
+
+    - a part every cell shares (a whole launch ran faster: clocks, a hot GPU), estimated per
+      launch as the median residual over the cells measured in every launch. It is ONE estimate
+      for all cells, with N_b + N_h - 2 degrees of freedom however many cells there are;
+    - each cell's own remainder, whose variances are moderated across cells (Smyth 2004).
+
+    The moderated variance is their sum, with Welch-Satterthwaite degrees of freedom, so when
+    launches move together the test falls back to the few launches there are.
+    """
+    logs = [(launch_log_medians(base), launch_log_medians(head)) for base, head in cells]
+    if not logs:
+        return []
+    n_base, n_head = max(len(b) for b, _ in logs), max(len(h) for _, h in logs)
+    residuals = [np.concatenate([b - b.mean(), h - h.mean()]) for b, h in logs]
+    complete = [r for (b, h), r in zip(logs, residuals) if len(b) == n_base and len(h) == n_head]
+    shared_df = n_base + n_head - 2
+    if len(complete) >= 3 and shared_df > 0:
+        shared = np.median(np.array(complete), axis=0)
+        shared_var = float(np.sum(shared ** 2)) / shared_df
+    else:
+        shared, shared_var = None, 0.0
+    rows = []
+    for (b, h), r in zip(logs, residuals):
+        df = len(b) + len(h) - 2
+        own = r - shared if shared is not None and len(r) == len(shared) else r
+        rows.append((float(h.mean() - b.mean()), len(b), len(h), df,
+                     float(np.sum(r ** 2)) / df if df else math.nan,
+                     float(np.sum(own ** 2)) / df if df else math.nan))
+    d0, s0_sq = variance_prior([row[5] for row in rows], [row[3] for row in rows])
+    out = []
+    for diff, nb, nh, df, var, own_var in rows:
+        scale = 1 / nb + 1 / nh
+        if math.isinf(d0):
+            mod_var, mod_df = s0_sq, MAX_DF
+        elif d0 > 0:
+            mod_var = (d0 * s0_sq + (df * own_var if df else 0.0)) / (d0 + df)
+            mod_df = min(d0 + df, MAX_DF)
+        else:
+            mod_var, mod_df = own_var, float(df)
+        if shared is not None and df and mod_df:
+            total = shared_var + mod_var
+            denominator = shared_var ** 2 / shared_df + mod_var ** 2 / mod_df
+            total_df = min(total ** 2 / denominator, MAX_DF) if denominator > 0 else MAX_DF
+        else:
+            total, total_df = mod_var, mod_df
+        out.append(LogRatio(diff=diff, base_launches=nb, head_launches=nh,
+                            se=math.sqrt(var * scale) if df else math.nan, df=float(df),
+                            moderated_se=math.sqrt(total * scale) if total_df else math.nan,
+                            moderated_df=total_df))
+    return out
+
+
+def t_interval(center: float, se: float, df: float, confidence: float = 0.95) -> tuple[float, float]:
+    """(low, high) of a two-sided Student t interval; (nan, nan) without degrees of freedom."""
+    if not df or not math.isfinite(se):
+        return math.nan, math.nan
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, min(df, MAX_DF))) * se
+    return center - half, center + half
+
+
+def p_above(estimate: float, bound: float, se: float, df: float) -> float:
+    """One-sided p-value of H0 "true value <= bound" against "above it" (Student t)."""
+    if not df or not math.isfinite(se):
+        return 1.0
+    if se == 0:
+        return 0.0 if estimate > bound else 1.0
+    return float(scipy_stats.t.sf((estimate - bound) / se, min(df, MAX_DF)))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979): reject where adjusted <= alpha, and the
+    family-wise error rate is at most alpha under any dependence between the tests."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def bootstrap_median_ratio(base: Sequence[Sequence[float]], head: Sequence[Sequence[float]], *,
@@ -65,7 +218,8 @@ def bootstrap_median_ratio(base: Sequence[Sequence[float]], head: Sequence[Seque
 
     Each side is a list of launches, each launch a list of samples. One resample draws launches
     with replacement, then samples with replacement inside each drawn launch, and takes the
-    median of everything drawn.
+    median of everything drawn. (With 3 launches a side only 10 distinct launch draws exist and
+    the interval is too narrow for launch-to-launch noise: the gate uses `compare_launches`.)
     """
     if not base or not head or not all(base) or not all(head):
         raise ValueError("each side needs at least one launch with at least one sample")

@@ -5,10 +5,11 @@ The verdict first, then the regressed and noisy cells, then everything else fold
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from agrs_bench.gate.verdicts import CellComparison, Verdict
+from agrs_bench.gate.verdicts import CONFIDENCE, FAMILY_ALPHA, CellComparison, Verdict
 
 HEADLINE = {"regressed": "REGRESSED", "noisy": "PASS (some cells too noisy to judge)",
             "improved": "PASS (improved)", "unchanged": "PASS"}
@@ -59,9 +60,9 @@ def _notes(c: Comparison) -> list[str]:
             if not doc["agrs_bench"].get("complete", True):
                 notes.append(f"{name} launch `{origin}` is INCOMPLETE "
                              f"({len(doc['agrs_bench'].get('missing_cells', []))} cell(s) missing)")
-        if len(docs) == 1:
-            notes.append(f"{name} has 1 launch: its interval cannot see launch-to-launch noise; "
-                         "use 3 or more launches per side")
+        if len(docs) < 3:
+            notes.append(f"{name} has {len(docs)} launch(es): launch-to-launch noise is measured from too few "
+                         "launches (with one launch per side nothing is decided); use 3 or more per side")
     if c.only_base:
         notes.append(f"{len(c.only_base)} cell(s) only in base, not judged: {', '.join(c.only_base[:8])}"
                      + (" ..." if len(c.only_base) > 8 else ""))
@@ -71,13 +72,18 @@ def _notes(c: Comparison) -> list[str]:
     return notes
 
 
+def _interval(low: float, high: float) -> str:
+    return "–" if math.isnan(low) else f"[{low:.3f}, {high:.3f}]"
+
+
 def _table(cells: Sequence[CellComparison], last: str) -> list[str]:
     """One row per cell; the last column is the cell's `last` field ("reason" or "verdict")."""
-    rows = [f"| cell | base ms | head ms | head/base | 95% interval | launches b/h | {last} |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| cell | base ms | head ms | head/base | 95% interval | p slower (Holm) | launches b/h "
+            f"| {last} |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in cells:
-        rows.append(f"| {c.name} | {c.base_median_s * 1e3:.4f} | {c.head_median_s * 1e3:.4f} | {c.ratio:.3f} "
-                    f"| [{c.ci_low:.3f}, {c.ci_high:.3f}] | {c.base_launches}/{c.head_launches} "
+        rows.append(f"| {c.name} | {c.base_median_s * 1e3:.4g} | {c.head_median_s * 1e3:.4g} | {c.ratio:.3f} "
+                    f"| {_interval(c.ci_low, c.ci_high)} | {c.p_slower:.2g} | {c.base_launches}/{c.head_launches} "
                     f"| {getattr(c, last)} |")
     return rows
 
@@ -91,9 +97,13 @@ def count_line(c: Comparison) -> str:
 def render(c: Comparison) -> str:
     lines = [f"## agrs_bench gate: {HEADLINE[c.verdict]}", "", f"**{count_line(c)}**", "",
              _side("base", c.base, c.base_origins), _side("head", c.head, c.head_origins),
-             f"- per cell: median(head)/median(base) of seconds per iteration, 95% bootstrap interval "
-             f"(launches resampled, then samples); no cell would be flagged at a threshold of "
-             f"{c.quiet_threshold:.1%} or more", ""]
+             f"- per cell: head/base = ratio of the geometric means of launch medians (seconds per "
+             f"iteration; a launch is the independent unit), {CONFIDENCE:.0%} t interval from the cell's "
+             f"own launches. regressed = slower by more than {c.threshold:.0%} with family-wise error "
+             f"{FAMILY_ALPHA:.0%} over all {len(c.cells)} cells (Holm on moderated-t p-values, "
+             f"docs/gate.md); noisy = the interval is wider than the band or undecided: never fails",
+             f"- the family-wise tests would flag no cell at a threshold of {c.quiet_threshold:.1%} or more",
+             ""]
     notes = _notes(c)
     if notes:
         lines += ["### Warnings", ""] + [f"- {n}" for n in notes] + [""]

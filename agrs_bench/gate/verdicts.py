@@ -1,20 +1,25 @@
 """The perf gate, pure: match cells of two sides, judge each, and check the sides are comparable.
 
 A side is a list of launches (results documents); a launch is the independent unit, the samples
-inside it are not. Per cell the quantity is the median seconds per iteration (smaller is better)
-and the statistic is median(head)/median(base) with a 95% bootstrap interval that resamples
-launches, then samples (`stats.bootstrap_median_ratio`).
+inside it are not. Per cell the quantity is seconds per iteration (smaller is better), summarized
+per launch by its median; the statistic is the ratio head/base of the geometric means of launch
+medians (`stats.compare_launches`), with a 95% t interval from the cell's own launches.
 
-Verdict of one cell, threshold t, ratio r, interval [lo, hi] (docs/gate.md explains why):
-  regressed  r > 1 + t and lo > 1   (slower by more than t, and the interval excludes no change)
-  improved   r < 1 - t and hi < 1
-  unchanged  the whole interval lies inside [1 - t, 1 + t]
-  noisy      anything else: the interval reaches past the band without deciding a change
-Noise is judged first, so a noisy cell is never reported as regressed.
+Verdict of one cell, threshold t (docs/gate.md explains why; the checks run in this order):
+  noisy      the cell's own 95% interval is wider than the band [1 - t, 1 + t], or a side has a
+             single launch while the other has one too: the cell cannot resolve a change of t.
+             Never fails the gate.
+  regressed  slower by MORE than t, with family-wise confidence: the one-sided test of
+             "ratio <= 1 + t" (moderated t) rejects after Holm's correction over all cells at
+             FAMILY_ALPHA, and the cell's own interval lies above 1.
+  improved   the mirror image: faster by more than t.
+  unchanged  the cell's own interval lies inside [1 - t, 1 + t].
+  noisy      anything else: near the threshold, undecided.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
@@ -26,6 +31,9 @@ Verdict = Literal["improved", "unchanged", "regressed", "noisy"]
 VERDICTS: tuple[Verdict, ...] = ("regressed", "noisy", "improved", "unchanged")
 DEFAULT_THRESHOLD = 0.05
 CONFIDENCE = 0.95
+FAMILY_ALPHA = 0.05
+"""Family-wise error rate of the gate: the chance that any cell of a comparison is called
+regressed (or improved) although its true change is within the threshold."""
 # What must match for two launches to be compared: (what it is called, how to read it).
 COMPARABLE: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("GPU model", lambda doc: doc["machine_info"].get("gpu_name")),
@@ -51,11 +59,15 @@ class CellComparison:
     head_median_s: float
     """Median of all head samples pooled, seconds per iteration."""
     ratio: float
-    """head / base medians: above 1 is slower."""
+    """head / base, geometric means of the launch medians: above 1 is slower."""
     ci_low: float
-    """Lower end of the bootstrap confidence interval of `ratio`."""
+    """Lower end of the cell's own 95% t interval of `ratio` (nan: one launch per side)."""
     ci_high: float
-    """Upper end of the bootstrap confidence interval of `ratio`."""
+    """Upper end of that interval."""
+    p_slower: float
+    """Holm-adjusted p-value of "slower by at most the threshold" (small: slower by more)."""
+    p_faster: float
+    """Holm-adjusted p-value of "faster by at most the threshold" (small: faster by more)."""
     base_launches: int
     """Launches on the base side that hold this cell."""
     head_launches: int
@@ -64,42 +76,96 @@ class CellComparison:
     """improved, unchanged, regressed or noisy."""
     reason: str
     """One line: why this verdict."""
+    evidence: stats.LogRatio
+    """The cell's statistics on the log scale (for recomputing at another threshold)."""
 
 
-def _noisy(r: float, lo: float, hi: float, t: float) -> str | None:
-    decided = (r > 1 + t and lo > 1) or (r < 1 - t and hi < 1)
-    if (lo < 1 - t or hi > 1 + t) and not decided:
-        return (f"interval [{lo:.3f}, {hi:.3f}] reaches past ±{t:.0%} without excluding "
-                f"{'no change' if lo <= 1 <= hi else 'a change within the threshold'}")
+def _band(t: float) -> tuple[float, float]:
+    return 1 - t, 1 + t
+
+
+def _too_wide(r: float, lo: float, hi: float, t: float, p_slower: float, p_faster: float) -> str | None:
+    if math.isnan(lo):
+        return "one launch per side: launch-to-launch noise unknown, nothing can be decided"
+    if hi / lo > (1 + t) / (1 - t):
+        return (f"interval [{lo:.3f}, {hi:.3f}] is wider than the ±{t:.0%} band: "
+                f"this cell cannot resolve a change of {t:.0%}")
     return None
 
 
-def _regressed(r: float, lo: float, hi: float, t: float) -> str | None:
-    if r > 1 + t and lo > 1:
-        return f"{r - 1:+.1%}: slower by more than {t:.0%}, interval above 1"
+def _regressed(r: float, lo: float, hi: float, t: float, p_slower: float, p_faster: float) -> str | None:
+    if p_slower <= FAMILY_ALPHA and lo > 1:
+        return (f"{r - 1:+.1%}: slower by more than {t:.0%} "
+                f"(Holm-adjusted p = {p_slower:.2g} over all cells), interval above 1")
     return None
 
 
-def _improved(r: float, lo: float, hi: float, t: float) -> str | None:
-    if r < 1 - t and hi < 1:
-        return f"{r - 1:+.1%}: faster by more than {t:.0%}, interval below 1"
+def _improved(r: float, lo: float, hi: float, t: float, p_slower: float, p_faster: float) -> str | None:
+    if p_faster <= FAMILY_ALPHA and hi < 1:
+        return (f"{r - 1:+.1%}: faster by more than {t:.0%} "
+                f"(Holm-adjusted p = {p_faster:.2g} over all cells), interval below 1")
     return None
 
 
-# In order: noise first, so an undecided interval never counts as a regression.
-CHECKS: tuple[tuple[Verdict, Callable[[float, float, float, float], str | None]], ...] = (
-    ("noisy", _noisy), ("regressed", _regressed), ("improved", _improved))
+def _undecided(r: float, lo: float, hi: float, t: float, p_slower: float, p_faster: float) -> str | None:
+    low, high = _band(t)
+    if lo < low or hi > high:
+        return (f"interval [{lo:.3f}, {hi:.3f}] reaches past ±{t:.0%} and the family-wise test "
+                f"does not decide (adjusted p {min(p_slower, p_faster):.2g})")
+    return None
 
 
-def judge(ratio: float, ci_low: float, ci_high: float, threshold: float) -> tuple[Verdict, str]:
-    """(verdict, reason) of one cell; the first check that returns a message decides."""
+# In order: noise first, so a cell that cannot resolve the threshold never counts as regressed.
+CHECKS: tuple[tuple[Verdict, Callable[..., str | None]], ...] = (
+    ("noisy", _too_wide), ("regressed", _regressed), ("improved", _improved), ("noisy", _undecided))
+
+
+def judge(ratio: float, ci_low: float, ci_high: float, threshold: float, *,
+          p_slower: float = 1.0, p_faster: float = 1.0) -> tuple[Verdict, str]:
+    """(verdict, reason) of one cell; the first check that returns a message decides.
+
+    p_slower / p_faster are the Holm-adjusted p-values of the cell (see `decide`)."""
     if not 0 < threshold < 1:
         raise ValueError(f"threshold {threshold!r} must lie strictly between 0 and 1")
     for verdict, check in CHECKS:
-        message = check(ratio, ci_low, ci_high, threshold)
+        message = check(ratio, ci_low, ci_high, threshold, p_slower, p_faster)
         if message:
             return verdict, message
     return "unchanged", f"interval [{ci_low:.3f}, {ci_high:.3f}] inside ±{threshold:.0%}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One cell's evidence at one threshold."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_slower: float
+    p_faster: float
+    verdict: Verdict
+    reason: str
+
+
+def decide(evidence: Sequence[stats.LogRatio], threshold: float) -> list[Decision]:
+    """Judge every cell of one comparison together.
+
+    Per cell, one-sided moderated-t tests of "ratio <= 1 + t" and of "ratio >= 1 - t"; each
+    family (slower, faster) is Holm-corrected over all cells, so the chance that ANY cell is
+    called regressed while its true change is within the threshold is at most FAMILY_ALPHA.
+    """
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold {threshold!r} must lie strictly between 0 and 1")
+    up, down = math.log1p(threshold), math.log1p(-threshold)
+    raw_slower = [stats.p_above(e.diff, up, e.moderated_se, e.moderated_df) for e in evidence]
+    raw_faster = [stats.p_above(-e.diff, -down, e.moderated_se, e.moderated_df) for e in evidence]
+    slower, faster = stats.holm(raw_slower), stats.holm(raw_faster)
+    out = []
+    for e, p_slow, p_fast in zip(evidence, slower, faster):
+        lo, hi = (math.exp(x) for x in stats.t_interval(e.diff, e.se, e.df, CONFIDENCE))
+        verdict, reason = judge(e.ratio, lo, hi, threshold, p_slower=p_slow, p_faster=p_fast)
+        out.append(Decision(e.ratio, lo, hi, p_slow, p_fast, verdict, reason))
+    return out
 
 
 def launches_by_cell(docs: Sequence[dict[str, Any]]) -> dict[tuple, list[list[float]]]:
@@ -120,24 +186,20 @@ def _pooled_median(launches: list[list[float]]) -> float:
 
 
 def compare(base: Sequence[dict[str, Any]], head: Sequence[dict[str, Any]], *,
-            threshold: float = DEFAULT_THRESHOLD, num_resamples: int = 2000,
-            seed: int = 0) -> list[CellComparison]:
-    """Every cell present on both sides, judged, in head's order."""
+            threshold: float = DEFAULT_THRESHOLD) -> list[CellComparison]:
+    """Every cell present on both sides, judged together, in head's order."""
     base_cells, head_cells = launches_by_cell(base), launches_by_cell(head)
     params = params_by_cell(head)
+    keys = [key for key in head_cells if base_cells.get(key)]
+    evidence = stats.compare_launches([(base_cells[key], head_cells[key]) for key in keys])
     out = []
-    for key, head_launches in head_cells.items():
-        base_launches = base_cells.get(key)
-        if not base_launches:
-            continue
-        ratio, low, high = stats.bootstrap_median_ratio(
-            base_launches, head_launches, num_resamples=num_resamples, confidence=CONFIDENCE, seed=seed)
-        verdict, reason = judge(ratio, low, high, threshold)
+    for key, e, d in zip(keys, evidence, decide(evidence, threshold)):
         out.append(CellComparison(
             name=schema.cell_id(params[key]), params=params[key],
-            base_median_s=_pooled_median(base_launches), head_median_s=_pooled_median(head_launches),
-            ratio=ratio, ci_low=low, ci_high=high, base_launches=len(base_launches),
-            head_launches=len(head_launches), verdict=verdict, reason=reason))
+            base_median_s=_pooled_median(base_cells[key]), head_median_s=_pooled_median(head_cells[key]),
+            ratio=d.ratio, ci_low=d.ci_low, ci_high=d.ci_high, p_slower=d.p_slower, p_faster=d.p_faster,
+            base_launches=e.base_launches, head_launches=e.head_launches, verdict=d.verdict,
+            reason=d.reason, evidence=e))
     return out
 
 
@@ -187,15 +249,26 @@ def overall(cells: Sequence[CellComparison]) -> Verdict:
 
 
 def quiet_threshold(cells: Sequence[CellComparison]) -> float:
-    """The smallest threshold at which no cell would be flagged regressed or improved.
+    """About the smallest threshold (to 0.1%) at which the family-wise tests decide no change.
 
     For A/A data (the same build on both sides) this is the calibration figure: a gate threshold
-    below it would have flagged a change that is not there.
+    below it could have flagged a change that is not there. The noise check is left out (it only
+    holds flags back), so no cell is flagged at this threshold or above. Found by bisection: a
+    larger threshold only raises every p-value.
     """
-    worst = 0.0
-    for c in cells:
-        if c.ci_low > 1:
-            worst = max(worst, c.ratio - 1)
-        elif c.ci_high < 1:
-            worst = max(worst, 1 - c.ratio)
-    return worst
+    evidence = [c.evidence for c in cells]
+
+    def flags(t: float) -> bool:
+        return any(_regressed(d.ratio, d.ci_low, d.ci_high, t, d.p_slower, d.p_faster)
+                   or _improved(d.ratio, d.ci_low, d.ci_high, t, d.p_slower, d.p_faster)
+                   for d in decide(evidence, t))
+
+    if not evidence or not flags(0.001):
+        return 0.0
+    low, high = 0.001, 0.999
+    if flags(high):
+        return high
+    while high - low > 0.001:
+        mid = (low + high) / 2
+        low, high = (mid, high) if flags(mid) else (low, mid)
+    return high

@@ -3,9 +3,11 @@ already holds and compute none; matplotlib is imported on first use, with the Ag
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Callable, Sequence
 
+from agrs_bench.render import figures
 from agrs_bench.results import schema
 
 SOURCE_COLORS = {"single_comm": "tab:gray", "global_state": "tab:blue", "pg_collection": "tab:orange"}
@@ -24,25 +26,37 @@ def _pyplot():
 
 
 def subtitle(doc: dict[str, Any]) -> str:
-    """Card, GPU count, layout and date: what every plot must say."""
+    """Card, GPU count, backend, layout and date: what every plot must say."""
     info = doc["machine_info"]
-    layout = info.get("layout") or {}
-    sizes = " ".join(f"{k}{layout[k]}" for k in ("tp", "cp", "ep", "etp", "pp", "dp") if k in layout)
     return (f"{info.get('gpu_name') or 'cpu'} x{info.get('world_size')} ({info.get('backend')}) | "
-            f"layout {sizes} {layout.get('order', '')} | {str(doc['datetime'])[:10]}")
+            f"layout {figures.layout_text(info.get('layout'))} | {str(doc['datetime'])[:10]}")
+
+
+Point = tuple[int, float, float, float, bool]
+"""(size_bytes, value, interval low, interval high, flagged); nan bounds where the file has no
+interval; flagged: the cell ran throttled, with short samples or with warnings."""
+FLAG_NOTE = "⚠ throttled / short samples / warnings"
 
 
 def _series(benchmarks: Sequence[dict[str, Any]], mode: str, read: Callable[[dict[str, Any]], Any]
-            ) -> dict[tuple[str, str], list[tuple[int, float]]]:
-    """(source, buffer) -> [(size_bytes, value)] of the cells of `mode`, by size; None skipped."""
-    found: dict[tuple[str, str], list[tuple[int, float]]] = {}
+            ) -> dict[tuple[str, str], list[Point]]:
+    """(source, buffer) -> [(size, value, low, high)] of the eager default-options cells of `mode`.
+
+    `read` returns a figures.Figure or a bare number; None is skipped."""
+    found: dict[tuple[str, str], list[Point]] = {}
     for bench in benchmarks:
         p = bench["params"]
-        value = read(bench)
         if any(p.get(k, default) != default for k, default in schema.OPTIONAL_PARAMS.items()):
             continue  # graph and tuned-options cells live in the report's own tables
-        if p["mode"] == mode and isinstance(value, (int, float)):
-            found.setdefault((p["source"], p["buffer"]), []).append((int(p["size_bytes"]), float(value)))
+        if p["mode"] != mode:
+            continue
+        got = read(bench)
+        value, interval = (got.value, got.interval) if isinstance(got, figures.Figure) else (got, None)
+        if isinstance(value, (int, float)):
+            low, high = interval if interval else (math.nan, math.nan)
+            flagged = bool(figures.flags(bench)) if "extra_info" in bench else False
+            found.setdefault((p["source"], p["buffer"]), []).append(
+                (int(p["size_bytes"]), float(value), low, high, flagged))
     return {key: sorted(points) for key, points in found.items()}
 
 
@@ -55,37 +69,85 @@ def _size_axis(ax, sizes: Sequence[int]) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def _draw_lines(ax, series, *, label_suffix: str = "", style: str | None = None) -> None:
+def _draw_lines(ax, series, *, label_suffix: str = "", style: str | None = None,
+                scale: float = 1.0) -> tuple[bool, bool]:
+    """Lines with 95% bands where the file has intervals, flagged cells ringed in red;
+    (any interval drawn, any cell flagged)."""
+    banded = flagged = False
     for (source, buffer), points in sorted(series.items()):
-        ax.plot([s for s, _ in points], [v for _, v in points], marker="o", markersize=3,
-                color=SOURCE_COLORS.get(source), linestyle=style or BUFFER_STYLES.get(buffer, "-"),
-                label=f"{source} {buffer}{label_suffix}")
-    _size_axis(ax, [s for points in series.values() for s, _ in points])
+        sizes = [s for s, *_ in points]
+        color = SOURCE_COLORS.get(source)
+        ax.plot(sizes, [v * scale for _, v, *_ in points], marker="o", markersize=3, color=color,
+                linestyle=style or BUFFER_STYLES.get(buffer, "-"), label=f"{source} {buffer}{label_suffix}")
+        marked = [(s, v * scale) for s, v, _, _, bad in points if bad]
+        if marked:
+            flagged = True
+            ax.scatter([s for s, _ in marked], [v for _, v in marked], s=80, facecolors="none",
+                       edgecolors="tab:red", linewidths=1.2, zorder=5)
+        with_ci = [(s, lo * scale, hi * scale) for s, _, lo, hi, _ in points if not math.isnan(lo)]
+        if with_ci:
+            banded = True
+            ax.fill_between([s for s, _, _ in with_ci], [lo for _, lo, _ in with_ci],
+                            [hi for _, _, hi in with_ci], color=color, alpha=0.2, linewidth=0)
+            ax.errorbar([s for s, _, _ in with_ci], [(lo + hi) / 2 for _, lo, hi in with_ci],
+                        yerr=[(hi - lo) / 2 for _, lo, hi in with_ci], fmt="none", ecolor=color,
+                        elinewidth=0.8, capsize=2)
+    _size_axis(ax, [s for points in series.values() for s, *_ in points])
+    return banded, flagged
 
 
-def _save(fig, title: str, sub: str, path: str) -> str:
-    fig.suptitle(f"{title}\n{sub}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+def footer(doc: dict[str, Any]) -> str | None:
+    """The mark every plot of a CPU run carries."""
+    return figures.CPU_NOTE if figures.is_cpu(doc) else None
+
+
+def _save(fig, title: str, doc: dict[str, Any], path: str) -> str:
+    fig.suptitle(f"{title}\n{subtitle(doc)}", fontsize=10)
+    note = footer(doc)
+    if note:
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", color="tab:red", fontsize=11, fontweight="bold")
+    fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
     return path
 
 
-def _line_figure(doc, modes, read, ylabel, title, path, *, log_y: bool = False) -> str | None:
+def _legend(ax, banded: bool, flagged: bool = False) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if banded:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="gray", alpha=0.3))
+        labels.append("95% interval")
+    if flagged:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="o", markersize=9, markerfacecolor="none",
+                              markeredgecolor="tab:red", linestyle="none"))
+        labels.append(FLAG_NOTE)
+    ax.legend(handles, labels, fontsize=7)
+
+
+def _line_figure(doc, modes, key, ylabel, title, path, *, log_y: bool = False, scale: float = 1.0,
+                 reference: float | None = None) -> str | None:
     plt = _pyplot()
-    panels = [(mode, _series(doc["benchmarks"], mode, read)) for mode in modes]
+    panels = [(mode, _series(doc["benchmarks"], mode, lambda b: figures.figure(b, key))) for mode in modes]
     panels = [(mode, series) for mode, series in panels if series]
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(max(7.5, 5 * len(panels)), 4.5), squeeze=False)
+    any_band = False
     for ax, (mode, series) in zip(axes[0], panels):
-        _draw_lines(ax, series)
+        banded, flagged = _draw_lines(ax, series, scale=scale)
+        any_band = any_band or banded
+        if reference is not None:
+            ax.axhline(reference, color="black", linewidth=0.8)
         ax.set_title(mode)
         ax.set_ylabel(ylabel)
         if log_y:
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    return _save(fig, title, subtitle(doc), path)
+        _legend(ax, banded, flagged)
+    return _save(fig, title + ("" if any_band else " (no intervals in this file)"), doc, path)
 
 
 def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
@@ -95,35 +157,62 @@ def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
     if not steps:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    labels = [f"{b['params']['source']}\n{schema.size_label(b['params']['size_bytes'])}" for b in steps]
+    labels = [f"{b['params']['buffer']}\n{schema.size_label(b['params']['size_bytes'])}\n{b['params']['source']}"
+              for b in steps]
     colors = [SOURCE_COLORS.get(b["params"]["source"]) for b in steps]
-    exposed_ms = [(b["extra_info"].get("exposed_comm_s") or 0.0) * 1e3 for b in steps]
-    slowdown = [b["extra_info"].get("compute_slowdown") or 0.0 for b in steps]
-    axes[0].bar(labels, exposed_ms, color=colors)
-    axes[0].set_ylabel("exposed communication, ms per step")
-    axes[1].bar(labels, slowdown, color=colors)
-    axes[1].axhline(1.0, color="black", linewidth=0.8)
-    axes[1].set_ylabel("compute slowdown (GEMM in step / alone)")
-    for ax in axes:
+    for ax, key, scale, ylabel, null in (
+            (axes[0], "exposed_comm_s", 1e3, "exposed communication, ms per step", None),
+            (axes[1], "compute_slowdown", 1.0, "compute slowdown (GEMM in step / alone)", 1.0)):
+        found = [figures.figure(b, key) for b in steps]
+        values = [(f.value or 0.0) * scale for f in found]
+        with_ci = any(f.interval and f.value is not None for f in found)
+        errors = None
+        if with_ci:
+            errors = [[(f.value - f.interval[0]) * scale if f.interval and f.value is not None else 0 for f in found],
+                      [(f.interval[1] - f.value) * scale if f.interval and f.value is not None else 0 for f in found]]
+        ax.bar(range(len(steps)), values, color=colors, yerr=errors, capsize=4, ecolor="black",
+               hatch=["//" if figures.flags(b) else "" for b in steps], edgecolor="tab:red", linewidth=0)
+        ax.set_xticks(range(len(steps)), labels)
+        if null is not None:
+            ax.axhline(null, color="black", linewidth=0.8)
+        ax.set_ylabel(ylabel)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(True, axis="y", alpha=0.3)
-    return _save(fig, "fsdp_step: exposed communication and compute slowdown", subtitle(doc), path)
+    from matplotlib.patches import Patch
+
+    sources = list(dict.fromkeys(b["params"]["source"] for b in steps))
+    handles, names = [Patch(color=SOURCE_COLORS.get(s)) for s in sources], list(sources)
+    if with_ci:
+        handles, names = handles + [_errorbar_handle()], names + ["95% interval"]
+    if any(figures.flags(b) for b in steps):
+        handles, names = handles + [Patch(facecolor="white", edgecolor="tab:red", hatch="//")], names + [FLAG_NOTE]
+    axes[0].legend(handles, names, fontsize=7)
+    return _save(fig, "fsdp_step: exposed communication and compute slowdown", doc, path)
+
+
+def _errorbar_handle():
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color="black", marker="|", linestyle="-", markersize=10, linewidth=1)
 
 
 def report_plots(doc: dict[str, Any], out_dir: str) -> list[tuple[str, str]]:
     """Write the run's plots into `out_dir`; [(title, path)] of those written."""
     os.makedirs(out_dir, exist_ok=True)
-    extra = lambda key: (lambda b: b["extra_info"].get(key))  # noqa: E731
     wanted = [
-        ("Bus bandwidth", _line_figure(doc, ("ag", "rs", "ag_rs"), extra("busbw_gbps"), "busbw GB/s",
+        ("Bus bandwidth", _line_figure(doc, ("ag", "rs", "ag_rs"), "busbw_gbps", "busbw GB/s",
                                        "Bus bandwidth by size", os.path.join(out_dir, "busbw.png"))),
         ("Overlap efficiency", _line_figure(
-            doc, ("ag_rs",), extra("overlap_efficiency"), "(t_ag + t_rs - t_ag_rs) / min(t_ag, t_rs)",
+            doc, ("ag_rs",), "overlap_efficiency", "(t_ag + t_rs - t_ag_rs) / min(t_ag, t_rs)",
             "ag_rs overlap efficiency (0 serial, 1 shorter op hidden)",
-            os.path.join(out_dir, "overlap_efficiency.png"))),
-        ("ag_rs time", _line_figure(doc, ("ag_rs",), lambda b: b["stats"]["median"] * 1e3,
-                                    "median ms per iteration", "ag_rs time per source",
-                                    os.path.join(out_dir, "ag_rs_time.png"), log_y=True)),
+            os.path.join(out_dir, "overlap_efficiency.png"), reference=0.0)),
+        ("Speedup vs single_comm", _line_figure(
+            doc, ("ag_rs",), "speedup_vs_single_comm", "t_ag_rs(single_comm) / t_ag_rs(source)",
+            "ag_rs speedup over single_comm (above 1: faster)",
+            os.path.join(out_dir, "speedup.png"), reference=1.0)),
+        ("ag_rs time", _line_figure(doc, ("ag_rs",), "median_s", "median ms per iteration",
+                                    "ag_rs time per source", os.path.join(out_dir, "ag_rs_time.png"),
+                                    log_y=True, scale=1e3)),
         ("fsdp_step", _fsdp_step_figure(doc, os.path.join(out_dir, "fsdp_step.png"))),
     ]
     return [(title, path) for title, path in wanted if path]
@@ -158,18 +247,30 @@ def _overlay_figure(cells, head_doc, path: str) -> str:
         ax.set_title(f"{mode} {buffer}")
         ax.set_ylabel("median ms per iteration")
         ax.legend(fontsize=6)
-    return _save(fig, "Base (dotted) and head (solid), median time", subtitle(head_doc), path)
+    return _save(fig, "Base (dotted) and head (solid), median time", head_doc, path)
 
 
 def _ratio_figure(cells, head_doc, threshold: float, path: str) -> str:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.2 * len(cells)))
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(8, 1.8 + 0.2 * len(cells)))
     for y, c in enumerate(cells):
-        ax.errorbar([c.ratio], [y], xerr=[[c.ratio - c.ci_low], [c.ci_high - c.ratio]], fmt="o",
-                    markersize=3, color=VERDICT_COLORS[c.verdict], capsize=2)
+        color = VERDICT_COLORS[c.verdict]
+        if math.isnan(c.ci_low):
+            ax.plot([c.ratio], [y], marker="o", markersize=3, color=color, linestyle="none")
+        else:
+            ax.errorbar([c.ratio], [y], xerr=[[c.ratio - c.ci_low], [c.ci_high - c.ratio]], fmt="o",
+                        markersize=3, color=color, capsize=2)
     for x, style in ((1.0, "-"), (1 - threshold, "--"), (1 + threshold, "--")):
         ax.axvline(x, color="black", linestyle=style, linewidth=0.8)
     ax.set_yticks(range(len(cells)), [c.name for c in cells], fontsize=6)
     ax.invert_yaxis()
-    ax.set_xlabel("median head / median base, 95% interval (right = slower)")
-    return _save(fig, f"Ratio per cell, threshold ±{threshold:.0%}", subtitle(head_doc), path)
+    ax.set_xlabel("head / base, 95% interval (right = slower)")
+    present = [v for v in VERDICT_COLORS if any(c.verdict == v for c in cells)]
+    handles = [Line2D([], [], color=VERDICT_COLORS[v], marker="o", linestyle="-") for v in present]
+    handles += [Line2D([], [], color="black", linestyle="-", linewidth=0.8),
+                Line2D([], [], color="black", linestyle="--", linewidth=0.8)]
+    ax.legend(handles, present + ["no change", f"±{threshold:.0%} threshold"], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, f"Ratio per cell, threshold ±{threshold:.0%}", head_doc, path)

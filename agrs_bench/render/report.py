@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from agrs_bench.render import figures
 from agrs_bench.results import schema
 from agrs_bench.analysis import summary
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
@@ -25,8 +26,19 @@ def warnings_of(doc: dict[str, Any]) -> list[str]:
     if info.get("env", {}).get("CUDA_DEVICE_MAX_CONNECTIONS") == "1":
         notes.append("CUDA_DEVICE_MAX_CONNECTIONS=1: the GPU may serialize the role streams, so "
                      "AG/RS overlap and compute overlap can be lost (Megatron forbids it with FSDP).")
-    if info.get("backend") == "gloo":
-        notes.append("gloo on CPU: outputs are checked, but timings say nothing about GPUs.")
+    if figures.is_cpu(doc):
+        notes.append(f"{figures.CPU_NOTE}: gloo on CPU checks outputs; its timings say nothing about GPUs.")
+    throttled = [b["name"] for b in doc["benchmarks"] if any("throttled" in f for f in figures.flags(b))]
+    if throttled:
+        notes.append(f"{len(throttled)} cell(s) ran throttled (marked ⚠ in their rows): "
+                     f"{', '.join(throttled[:6])}" + (" ..." if len(throttled) > 6 else ""))
+    short = [b["name"] for b in doc["benchmarks"] if b["extra_info"].get("sample_short")]
+    if short:
+        notes.append(f"{len(short)} cell(s) have samples shorter than the budget (marked ⚠ in their rows): "
+                     f"{', '.join(short[:6])}" + (" ..." if len(short) > 6 else ""))
+    if not any(figures.figure(b, "median_s").interval for b in doc["benchmarks"]):
+        notes.append("this file holds no intervals (written before they existed): figures print the "
+                     "point and [–], and nothing is judged")
     for bench in doc["benchmarks"]:
         for note in bench["extra_info"].get("warnings", []):
             notes.append(f"{bench['name']}: {note}")
@@ -44,30 +56,195 @@ def _variant(params: dict[str, Any]) -> str:
     return " ".join(parts) or "-"
 
 
+def _plain(bench: dict[str, Any]) -> bool:
+    """An eager cell on default options: what the answer and the plots are about."""
+    return all(bench["params"].get(k, d) == d for k, d in schema.OPTIONAL_PARAMS.items())
+
+
+def _flags(bench: dict[str, Any]) -> str:
+    return "; ".join(figures.flags(bench)) or "-"
+
+
+def answer(doc: dict[str, Any]) -> list[str]:
+    """The question the tool exists for: per buffer and source, where a separate AG communicator
+    (the source's ag_rs against single_comm's) pays off, by how much, and where nothing was seen."""
+    rows: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for bench in doc["benchmarks"]:
+        p = bench["params"]
+        if p["mode"] != "ag_rs" or p["source"] == "single_comm" or not _plain(bench):
+            continue
+        f = figures.figure(bench, "speedup_vs_single_comm")
+        if f.value is None:
+            continue
+        mark = " ⚠" if figures.flags(bench) else ""
+        size = schema.size_label(p["size_bytes"])
+        found = rows.setdefault((p["buffer"], p["source"]), {"pays": [], "none": [], "slower": [], "open": []})
+        text = f"{size} {figures.sig(f.value)}×" + (
+            f" [{figures.sig(f.interval[0])}, {figures.sig(f.interval[1])}]" if f.interval else "") + mark
+        if f.interval is None:
+            found["open"].append(text)
+        elif f.interval[0] > 1:
+            found["pays"].append(text)
+        elif f.interval[1] < 1:
+            found["slower"].append(text)
+        else:
+            found["none"].append(f"{size}{mark}")
+    lines = ["## Does a separate AG communicator pay off?", ""]
+    if not rows:
+        return lines + ["No ag_rs cell of a source other than single_comm with a speedup: nothing to answer.", ""]
+    lines += ["Speedup of `ag_rs` (AG and RS issued together) over `single_comm` (both on one communicator), "
+              "eager, default NCCL options, with its 95% interval. It *pays off* where the whole interval "
+              "lies above 1; *no difference measured* where the interval holds 1.", ""]
+    if figures.is_cpu(doc):
+        lines += [f"**{figures.CPU_NOTE}**: the answer below says nothing about GPUs.", ""]
+    lines += ["| buffer | source | pays off at (speedup ×, 95% interval) | no difference measured at | slower at | no interval in the file |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for (buffer, source), found in sorted(rows.items()):
+        lines.append(f"| {buffer} | {source} | {'; '.join(found['pays']) or '-'} | {', '.join(found['none']) or '-'} "
+                     f"| {'; '.join(found['slower']) or '-'} | {', '.join(found['open']) or '-'} |")
+    flagged = any("⚠" in text for found in rows.values() for texts in found.values() for text in texts)
+    return lines + (["", "⚠: the cell ran throttled, with short samples or with warnings (see its row below)."]
+                    if flagged else []) + [""]
+
+
+def header(doc: dict[str, Any]) -> list[str]:
+    info, meta = doc["machine_info"], doc["agrs_bench"]
+    benches = doc["benchmarks"]
+    dtypes = sorted({b["params"]["dtype"] for b in benches}) or ["-"]
+    rounds = sorted({int(b["stats"]["rounds"]) for b in benches})
+    ops = sorted({int(b["stats"].get("iterations") or b["extra_info"].get("ops_per_sample") or 0) for b in benches})
+    targets = sorted({b["extra_info"]["sample_s_target"] for b in benches
+                      if isinstance(b["extra_info"].get("sample_s_target"), (int, float))})
+    target_ms = targets or ([meta["config"]["target_sample_ms"] / 1e3]
+                            if isinstance((meta.get("config") or {}).get("target_sample_ms"), (int, float)) else [])
+    shortest = [b["extra_info"]["sample_s_min"] for b in benches
+                if isinstance(b["extra_info"].get("sample_s_min"), (int, float))]
+    commit = doc["commit_info"]
+    commit_text = (f"{commit.get('id') or '-'}{' (dirty)' if commit.get('dirty') else ''}"
+                   f" (from {commit.get('source', 'unknown')})")
+
+    def span(values: list, unit: str = "") -> str:
+        if not values:
+            return "-"
+        return f"{values[0]}{unit}" if values[0] == values[-1] else f"{values[0]}-{values[-1]}{unit}"
+
+    lines = [
+        "## Run", "",
+        f"- device: {info.get('gpu_name') or 'cpu'} x{info.get('world_size')}, backend {info.get('backend')}"
+        + (f" (**{figures.CPU_NOTE}**)" if figures.is_cpu(doc) else "")
+        + f", hosts: {info.get('num_hosts', 1)}",
+        f"- layout: `{figures.layout_text(info.get('layout'))}`",
+        f"- dtype: {', '.join(dtypes)}; iterations (rounds, samples per cell): {span(rounds)}; "
+        f"ops per sample: {span(ops)}",
+        "- sample length: target " + (", ".join(f"{figures.sig(t * 1e3, 2)} ms" for t in target_ms) or "-")
+        + (f", shortest achieved {figures.sig(min(shortest) * 1e3, 2)} ms" if shortest else ""),
+        f"- torch {info.get('torch_version')}, NCCL {info.get('nccl_version') or '-'}",
+        f"- commit: {commit_text}",
+        f"- date: {doc['datetime']}",
+        "",
+    ]
+    return lines
+
+
+DEFINITIONS = [
+    "## Columns", "",
+    "- **mode**: `ag` all-gather alone, `rs` reduce-scatter alone, `ag_rs` both issued at once "
+    "(each from its own stream), `fsdp_step` prefetch AG ‖ layer compute ‖ RS of the previous layer.",
+    "- **buffer**: `dense` (sharded over the DP×CP group) or `expert` (over the expert-DP group).",
+    "- **source**: where the AG group comes from: `single_comm` (AG shares the RS communicator), "
+    "`global_state` (Megatron's module globals), `pg_collection` (an explicit ProcessGroupCollection).",
+    "- **variant**: what differs from an eager cell on default NCCL options (`graph` = CUDA-graph "
+    "replay; an NCCL options name); `-` for none.",
+    "- **size**: bytes of the full (unsharded) buffer.",
+    "- **n**: ranks in the group the collective runs over.",
+    "- **median ms**: median over samples of seconds per iteration (a sample times `ops/sample` "
+    "back-to-back iterations; per sample the slowest rank), with its 95% interval.",
+    "- **busbw GB/s**: S/t·(n−1)/n (nccl-tests' convention, GB = 1e9 bytes; an `ag_rs` iteration "
+    "moves 2S), with its 95% interval; significant digits, so small sizes never read 0.",
+    "- **vs reference**: busbw over the in-run reference busbw of the same op (or why it was left out).",
+    "- **overlap eff**: (t_ag + t_rs − t_ag_rs) / min(t_ag, t_rs) of the same source: 0 = serial, "
+    "1 = the shorter op fully hidden; interval holding 0: no difference measured (no overlap shown).",
+    "- **trace overlap** (runs with `--trace`): from the profiler's kernel timeline, the share of the "
+    "shorter collective's kernel time that ran while the other's kernels ran; an independent check of "
+    "overlap eff.",
+    "- **speedup vs single_comm**: t_ag_rs(single_comm) / t_ag_rs(this source); above 1 = faster; "
+    "interval holding 1: no difference measured.",
+    "- **time / link floor**: median ag_rs time over the time both ops' bytes need at the link's "
+    "per-direction rate: 1 = at the wire's limit, larger = room left.",
+    "- **ops/sample**: iterations timed back to back in one sample (`stats.iterations`).",
+    "- **flags**: ⚠ throttled (GPU clocks were capped while the cell ran), ⚠ short samples (shortest "
+    "sample below the budget: launch overhead may dominate), ⚠ warnings (see Warnings).",
+    "- **step ms**, **compute-only ms**, **comm-only ms**: median time of one FSDP-like step, of its "
+    "compute alone and of its communication alone, sampled interleaved.",
+    "- **exposed comm ms**: step − compute-only; **compute slowdown**: compute time inside the step "
+    "over compute alone (1 = unaffected; an interval holding 1: no difference measured); both with "
+    "95% intervals.",
+    "- **buffers** (fsdp_step): the buffers one step gathers and reduce-scatters; **bucket**: the "
+    "full size of one layer's buffer in the step.",
+    "- Best NCCL options: **exec** eager or graph; **measure** the figure compared (median_s for "
+    "ag_rs, exposed_comm_s for fsdp_step); **default ms / best ms** that figure on default options and "
+    "on the **best options**; **gain** 1 − best/default, or \"no difference measured\" where their "
+    "intervals overlap.",
+    "- CUDA graph against eager: **options** the NCCL options; **eager ms / graph ms** median ag_rs "
+    "time; **overlap eff eager / graph** as above; **graph serializes** eager overlapped (≥ 0.2) and "
+    "the graph did not (< 0.1), or \"no difference measured\" where the two intervals overlap.",
+    "- `[–]`: the file has no interval for that figure (written before intervals existed): the point "
+    "alone is shown and nothing is judged.",
+    "",
+]
+
+
 def _summary_sections(doc: dict[str, Any]) -> list[str]:
     found = summary.of(doc)
+    by_name = {schema.cell_key(b["params"]): b for b in doc["benchmarks"]}
     lines = []
     if found["best_nccl_options"]:
         lines += ["", "## Best NCCL options", "",
                   "Lowest ag_rs time and lowest fsdp_step exposed communication per size and buffer, "
-                  "beside the default options.", "",
+                  "beside the default options. Where the two 95% intervals overlap the table says "
+                  "\"no difference measured\" instead of a gain.", "",
                   "| mode | source | buffer | size | exec | measure | default ms | best ms | best options | gain |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in found["best_nccl_options"]:
+            key = "exposed_comm_s" if row["mode"] == "fsdp_step" else "median_s"
+            cells = [by_name.get(k) for k in by_name
+                     if k[0] == row["mode"] and k[1] == row["buffer"] and k[2] == row["source"]
+                     and k[3] == row["size_bytes"] and k[5] == row["exec"]
+                     and k[6] in (row["best_options"], "default")]
+            best = next((c for c in cells if c["params"].get("nccl_options", "default") == row["best_options"]), None)
+            default = next((c for c in cells if c["params"].get("nccl_options", "default") == "default"), None)
+            same = figures.overlap(best and figures.figure(best, key).interval,
+                                   default and figures.figure(default, key).interval)
+            gain = figures.NO_DIFFERENCE if same else _fmt(row["gain"], ".1%") + (" [no interval]" if same is None else "")
             lines.append(
                 f"| {row['mode']} | {row['source']} | {row['buffer']} | {schema.size_label(row['size_bytes'])} "
-                f"| {row['exec']} | {row['measure']} | {_fmt(row['default_s'] and row['default_s'] * 1e3, '.4f')} "
-                f"| {row['best_s'] * 1e3:.4f} | {row['best_options']} | {_fmt(row['gain'], '.1%')} |")
+                f"| {row['exec']} | {row['measure']} | {figures.sig(row['default_s'] and row['default_s'] * 1e3, 4)} "
+                f"| {figures.sig(row['best_s'] * 1e3, 4)} | {row['best_options']} | {gain} |")
     if found["graph_vs_eager"]:
         lines += ["", "## CUDA graph against eager (ag_rs)", "",
-                  "| source | buffer | size | options | eager ms | graph ms | overlap eff eager | overlap eff graph | graph serializes |",
+                  "| source | buffer | size | options | eager ms [95%] | graph ms [95%] | overlap eff eager [95%] "
+                  "| overlap eff graph [95%] | graph serializes |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in found["graph_vs_eager"]:
+            def cell(exec_mode: str) -> dict[str, Any] | None:
+                return next((b for b in doc["benchmarks"] if b["params"]["mode"] == "ag_rs"
+                             and b["params"]["source"] == row["source"] and b["params"]["buffer"] == row["buffer"]
+                             and int(b["params"]["size_bytes"]) == row["size_bytes"]
+                             and b["params"].get("nccl_options", "default") == row["nccl_options"]
+                             and b["params"].get("exec", "eager") == exec_mode), None)
+
+            eager, graph = cell("eager"), cell("graph")
+            eff = [figures.figure(b, "overlap_efficiency") if b else figures.Figure(None, None, 0.0)
+                   for b in (eager, graph)]
+            times = [figures.figure(b, "median_s") if b else figures.Figure(None, None, None) for b in (eager, graph)]
+            serializes = "**yes**" if row["graph_serializes"] else "no"
+            if row["graph_serializes"] and figures.overlap(eff[0].interval, eff[1].interval):
+                serializes = figures.NO_DIFFERENCE
             lines.append(
                 f"| {row['source']} | {row['buffer']} | {schema.size_label(row['size_bytes'])} | {row['nccl_options']} "
-                f"| {row['eager_s'] * 1e3:.4f} | {row['graph_s'] * 1e3:.4f} "
-                f"| {_fmt(row['eager_overlap_efficiency'], '.2f')} | {_fmt(row['graph_overlap_efficiency'], '.2f')} "
-                f"| {'**yes**' if row['graph_serializes'] else 'no'} |")
+                f"| {figures.with_interval(times[0], 1e3, 4)} | {figures.with_interval(times[1], 1e3, 4)} "
+                f"| {figures.with_interval(eff[0], digits=2)} | {figures.with_interval(eff[1], digits=2)} "
+                f"| {serializes} |")
     return lines
 
 
@@ -75,53 +252,85 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
+def _step_comparison(steps: list[dict[str, Any]]) -> list[str]:
+    """Per bucket: does a source expose less communication than single_comm, or no difference?"""
+    lines = []
+    by_bucket: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for bench in steps:
+        p = bench["params"]
+        if _plain(bench):
+            by_bucket.setdefault((p["buffer"], p["size_bytes"]), {})[p["source"]] = bench
+    for (buffer, size), found in sorted(by_bucket.items()):
+        single = found.get("single_comm")
+        if single is None:
+            continue
+        for source, bench in sorted(found.items()):
+            if source == "single_comm":
+                continue
+            mine, theirs = figures.figure(bench, "exposed_comm_s"), figures.figure(single, "exposed_comm_s")
+            same = figures.overlap(mine.interval, theirs.interval)
+            if same is None:
+                verdict = "no interval in the file: not compared"
+            elif same:
+                verdict = f"{figures.NO_DIFFERENCE} (intervals overlap)"
+            else:
+                verdict = "less than single_comm" if mine.interval[1] < theirs.interval[0] else "more than single_comm"
+            lines.append(f"- {buffer} {schema.size_label(size)}: exposed communication of {source} "
+                         f"{figures.with_interval(mine, 1e3, judge=False)} ms vs single_comm "
+                         f"{figures.with_interval(theirs, 1e3, judge=False)} ms: {verdict}")
+    return lines
+
+
 def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
-    """report.md: header, warnings, plots (title, path relative to the report), tables."""
-    info = doc["machine_info"]
-    lines = [
-        "# agrs_bench report", "",
-        f"- date: {doc['datetime']}",
-        f"- device: {info.get('gpu_name') or 'cpu'} x{info.get('world_size')} "
-        f"({info.get('backend')}), hosts: {info.get('num_hosts', 1)}",
-        f"- torch {info.get('torch_version')}, NCCL {info.get('nccl_version') or '-'}",
-        f"- layout: {info.get('layout')}",
-        f"- commit: {doc['commit_info'].get('id') or '-'}",
-        "",
-    ]
+    """report.md: the answer first, then the run, warnings, plots, column definitions, tables."""
+    lines = ["# agrs_bench report", ""] + answer(doc) + header(doc)
     notes = warnings_of(doc)
     if notes:
         lines += ["## Warnings", ""] + [f"- {n}" for n in notes] + [""]
     if plots:
         lines += ["## Plots", ""] + [f"![{title}]({path})" for title, path in plots] + [""]
+    lines += DEFINITIONS
+    traced = any(isinstance(b["extra_info"].get("trace_overlap_fraction"), (int, float)) for b in doc["benchmarks"])
     lines += ["## Collectives", "",
-              "| mode | buffer | source | variant | size | n | median ms | busbw GB/s | vs reference "
-              "| overlap eff | speedup vs single_comm | time / link floor | ops/sample |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| mode | buffer | source | variant | size | n | median ms [95%] | busbw GB/s [95%] | vs reference "
+              "| overlap eff [95%] | " + ("trace overlap [95%] | " if traced else "")
+              + "speedup vs single_comm [95%] | time / link floor | ops/sample | flags |",
+              "|" + " --- |" * (15 if traced else 14)]
     for bench in doc["benchmarks"]:
         p, e = bench["params"], bench["extra_info"]
         if p["mode"] == "fsdp_step":
             continue
+        reference = _fmt(e.get("busbw_vs_reference"), ".0%") if "reference_omitted" not in e \
+            else f"left out: {e['reference_omitted']}"
         lines.append(
             f"| {p['mode']} | {p['buffer']} | {p['source']} | {_variant(p)} | {schema.size_label(p['size_bytes'])} "
-            f"| {p['group_size']} | {bench['stats']['median'] * 1e3:.4f} | {_fmt(e.get('busbw_gbps'), '.1f')} "
-            f"| {_fmt(e.get('busbw_vs_reference'), '.0%')} "
-            f"| {_fmt(e.get('overlap_efficiency'), '.2f')} | {_fmt(e.get('speedup_vs_single_comm'), '.2f')} "
-            f"| {_fmt(e.get('time_over_link_floor'), '.2f')} | {bench['stats'].get('iterations', '-')} |")
+            f"| {p['group_size']} | {figures.with_interval(figures.figure(bench, 'median_s'), 1e3, 4)} "
+            f"| {figures.with_interval(figures.figure(bench, 'busbw_gbps'))} | {reference} "
+            f"| {figures.with_interval(figures.figure(bench, 'overlap_efficiency'), digits=2)} "
+            + (f"| {figures.with_interval(figures.figure(bench, 'trace_overlap_fraction'), digits=2)} " if traced else "")
+            + f"| {'reference' if p['source'] == 'single_comm' and p['mode'] == 'ag_rs' else figures.with_interval(figures.figure(bench, 'speedup_vs_single_comm'))} "
+            f"| {_fmt(e.get('time_over_link_floor'), '.2f')} | {bench['stats'].get('iterations', '-')} "
+            f"| {_flags(bench)} |")
     steps = [b for b in doc["benchmarks"] if b["params"]["mode"] == "fsdp_step"]
     if steps:
         lines += ["", "## fsdp_step", "",
-                  "| buffers | source | variant | bucket | step ms | compute-only ms | comm-only ms | exposed comm ms | compute slowdown |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| buffers | source | variant | bucket | step ms [95%] | compute-only ms | comm-only ms "
+                  "| exposed comm ms [95%] | compute slowdown [95%] | flags |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for bench in steps:
             p, e = bench["params"], bench["extra_info"]
             lines.append(
                 f"| {p['buffer']} | {p['source']} | {_variant(p)} | {schema.size_label(p['size_bytes'])} "
-                f"| {bench['stats']['median'] * 1e3:.3f} | {_fmt(e.get('compute_only_s', 0) * 1e3, '.3f')} "
-                f"| {_fmt(e.get('comm_only_s', 0) * 1e3, '.3f')} | {_fmt(e.get('exposed_comm_s', 0) * 1e3, '.3f')} "
-                f"| {_fmt(e.get('compute_slowdown'), '.2f')} |")
+                f"| {figures.with_interval(figures.figure(bench, 'median_s'), 1e3, 4)} "
+                f"| {figures.sig(e['compute_only_s'] * 1e3, 4) if isinstance(e.get('compute_only_s'), (int, float)) else '-'} "
+                f"| {figures.sig(e['comm_only_s'] * 1e3, 4) if isinstance(e.get('comm_only_s'), (int, float)) else '-'} "
+                f"| {figures.with_interval(figures.figure(bench, 'exposed_comm_s'), 1e3)} "
+                f"| {figures.with_interval(figures.figure(bench, 'compute_slowdown'))} | {_flags(bench)} |")
+        compared = _step_comparison(steps)
+        if compared:
+            lines += ["", "Sources against single_comm (eager, default options):", ""] + compared
     lines += _summary_sections(doc)
-    lines += ["", "Times are medians of per-sample seconds per iteration (max over ranks); "
-              "busbw = S/t * (n-1)/n (an ag_rs iteration moves 2S). Raw samples: results.json."]
+    lines += ["", "Raw samples of every cell: results.json (`stats.data`, seconds per iteration)."]
     return "\n".join(lines) + "\n"
 
 

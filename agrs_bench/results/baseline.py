@@ -1,10 +1,14 @@
-"""`agrs-bench baseline RUN_DIR [NAME] [--force] [--path-only]`: keep a run as a baseline.
+"""`agrs-bench baseline RUN[,RUN...] [NAME] [--force] [--allow-few] [--path-only]`: keep launches
+as one baseline.
 
-Baselines live in results/baselines/<card>-x<N>.json: card = the short lowercase GPU model
-("NVIDIA H100 80GB HBM3" -> h100), N = the GPU count; NAME overrides that name. The run's
-results.json is copied atomically; an existing baseline is never replaced without --force, and
-an incomplete run never becomes one (finish it with `agrs_bench.run --resume RUN_DIR` first).
-`--path-only` prints where the run's baseline lives and writes nothing (scripts/nightly.sh).
+A baseline is several launches of the same build, kept together, because a launch is the unit the
+gate compares and one launch cannot show launch-to-launch noise:
+results/<card>-x<N>/baseline/launch-<k>/results.json, card = the short lowercase GPU model
+("NVIDIA H100 80GB HBM3" -> h100), N = the GPU count; NAME overrides <card>-x<N>. RUN is a run
+directory, a results.json, or a folder of run directories (what scripts/nightly.sh writes).
+At least 3 launches unless --allow-few; every launch complete and of one GPU model, count and
+layout. An existing baseline is never replaced without --force (then wholly, in one rename).
+`--path-only` prints where the runs' baseline lives and writes nothing (scripts/nightly.sh).
 """
 
 from __future__ import annotations
@@ -12,15 +16,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from typing import Any
 
-from agrs_bench.results import schema
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry
+from agrs_bench.results import schema
 from agrs_bench.results.files import RESULTS_FILE, write_atomic
 
 PROG = "agrs-bench baseline"
-DEFAULT_DIR = os.path.join("results", "baselines")
+DEFAULT_ROOT = "results"
+BASELINE_DIR = "baseline"
+MIN_LAUNCHES = 3
 VENDOR_WORDS = {"nvidia", "tesla", "geforce", "amd", "instinct", "radeon"}
 
 
@@ -38,51 +46,108 @@ def default_name(machine_info: dict[str, Any]) -> str:
     return f"{card_name(machine_info.get('gpu_name'))}-x{machine_info.get('world_size')}"
 
 
-def baseline_path(machine_info: dict[str, Any], root: str = DEFAULT_DIR) -> str:
-    return os.path.join(root, f"{default_name(machine_info)}.json")
+def baseline_dir(machine_info: dict[str, Any], root: str = DEFAULT_ROOT, name: str | None = None) -> str:
+    """ROOT/<card>-x<N>/baseline: the folder of launch-<k> run directories."""
+    return os.path.join(root, name or default_name(machine_info), BASELINE_DIR)
 
 
-def _load(run: str) -> dict[str, Any]:
-    path = os.path.join(run, RESULTS_FILE) if os.path.isdir(run) else run
+def run_files(spec: str) -> list[str]:
+    """The results.json files that a comma-separated list of runs names: a run directory, a
+    results.json, or a folder whose subfolders are run directories. SchemaError if none."""
+    paths: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        if os.path.isfile(os.path.join(item, RESULTS_FILE)):
+            paths.append(os.path.join(item, RESULTS_FILE))
+        elif os.path.isdir(item):
+            found = sorted(os.path.join(item, sub, RESULTS_FILE) for sub in os.listdir(item)
+                           if os.path.isfile(os.path.join(item, sub, RESULTS_FILE)))
+            if not found:
+                raise schema.SchemaError(f"{item}: no results.json in it or in its subfolders")
+            paths += found
+        else:
+            paths.append(item)  # schema.load names what is wrong with it
+    if not paths:
+        raise schema.SchemaError(f"{spec!r} names no run")
+    return paths
+
+
+def _load_all(spec: str) -> list[tuple[str, dict[str, Any]]]:
     try:
-        return schema.load(path)
+        return [(path, schema.load(path)) for path in run_files(spec)]
     except schema.SchemaError as err:
         raise ConfigError(str(err)) from None
 
 
-def keep(run_dir: str, name: str | None = None, *, folder: str = DEFAULT_DIR, force: bool = False) -> str:
-    """Copy the run's results.json to FOLDER/NAME.json; returns the path written."""
+def _check(launches: list[tuple[str, dict[str, Any]]], allow_few: bool) -> None:
+    for path, doc in launches:
+        if not doc["agrs_bench"].get("complete", True):
+            missing = doc["agrs_bench"].get("missing_cells", [])
+            run = os.path.dirname(path)
+            raise ConfigError(f"run {run!r} is incomplete ({len(missing)} cell(s) missing); "
+                              f"finish it with `python -m agrs_bench.run --resume {run}` first")
+    if len(launches) < MIN_LAUNCHES and not allow_few:
+        raise ConfigError(f"a baseline needs at least {MIN_LAUNCHES} launches to show launch-to-launch "
+                          f"noise, got {len(launches)}; add launches or pass --allow-few")
+    first_path, first = launches[0]
+    for path, doc in launches[1:]:
+        for key in ("gpu_name", "world_size", "layout"):
+            if doc["machine_info"].get(key) != first["machine_info"].get(key):
+                raise ConfigError(f"launches differ in {key}: {first_path!r} has "
+                                  f"{first['machine_info'].get(key)!r}, {path!r} has {doc['machine_info'].get(key)!r}")
+
+
+def keep(runs: str, name: str | None = None, *, root: str = DEFAULT_ROOT, force: bool = False,
+         allow_few: bool = False) -> str:
+    """Copy every named launch to ROOT/NAME/baseline/launch-<k>/results.json; returns the folder."""
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise ConfigError(f"baseline name {name!r} must be letters, digits, '.', '_' or '-'")
-    doc = _load(run_dir)
-    missing = doc["agrs_bench"].get("missing_cells", [])
-    if not doc["agrs_bench"].get("complete", True):
-        raise ConfigError(f"run {run_dir!r} is incomplete ({len(missing)} cell(s) missing); "
-                          f"finish it with `python -m agrs_bench.run --resume {run_dir}` first")
-    path = os.path.join(folder, f"{name or default_name(doc['machine_info'])}.json")
-    if os.path.exists(path) and not force:
-        raise ConfigError(f"baseline {path!r} already exists; pass --force to replace it")
+    launches = _load_all(runs)
+    _check(launches, allow_few)
+    folder = baseline_dir(launches[0][1]["machine_info"], root, name)
+    if os.path.exists(folder) and not force:
+        raise ConfigError(f"baseline {folder!r} already exists; pass --force to replace it")
+    parent = os.path.dirname(folder)
     try:
-        os.makedirs(folder, exist_ok=True)
-        write_atomic(path, json.dumps(doc, indent=1) + "\n")
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".baseline-", dir=parent)
+        try:
+            for k, (_, doc) in enumerate(launches, start=1):
+                os.makedirs(os.path.join(staging, f"launch-{k}"))
+                write_atomic(os.path.join(staging, f"launch-{k}", RESULTS_FILE), json.dumps(doc, indent=1) + "\n")
+            if os.path.exists(folder):
+                old = folder + ".old"
+                os.replace(folder, old)
+                os.replace(staging, folder)
+                shutil.rmtree(old)
+            else:
+                os.replace(staging, folder)
+        finally:
+            if os.path.exists(staging):
+                shutil.rmtree(staging)
     except OSError as err:
-        raise ConfigError(f"baseline folder {folder!r} is not writable ({err.strerror})") from None
-    return path
+        raise ConfigError(f"baseline folder {parent!r} is not writable ({err.strerror})") from None
+    return folder
 
 
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="a finished run directory (or its results.json)")
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("runs", help="finished launches: run dirs, results.json files or a folder of "
+                                     "run dirs, comma-separated")
     parser.add_argument("name", nargs="?", help="baseline name (default <card>-x<N>)")
-    parser.add_argument("--dir", default=DEFAULT_DIR, help="baseline folder (default results/baselines)")
+    parser.add_argument("--dir", default=DEFAULT_ROOT,
+                        help="root holding <name>/baseline/launch-<k> (default results)")
     parser.add_argument("--force", action="store_true", help="replace an existing baseline")
-    parser.add_argument("--path-only", action="store_true", help="print the run's baseline path; write nothing")
+    parser.add_argument("--allow-few", action="store_true",
+                        help=f"keep fewer than {MIN_LAUNCHES} launches (the gate then cannot see launch noise)")
+    parser.add_argument("--path-only", action="store_true", help="print the runs' baseline folder; write nothing")
     args = parser.parse_args(argv)
     if args.path_only:
-        print(baseline_path(_load(args.run_dir)["machine_info"], args.dir))
+        print(baseline_dir(_load_all(args.runs)[0][1]["machine_info"], args.dir, args.name))
     else:
-        print(keep(args.run_dir, args.name, folder=args.dir, force=args.force))
+        print(keep(args.runs, args.name, root=args.dir, force=args.force, allow_few=args.allow_few))
     return 0
 
 

@@ -65,15 +65,22 @@ def local_device(backend: str, local_rank: int) -> dict[str, Any]:
             "uuid": str(getattr(props, "uuid", "")) or None}
 
 
-def commit_info(path: str | None = None) -> dict[str, Any]:
-    """The git state of the agrs_bench checkout (fields as pytest-benchmark writes them)."""
-    path = path or os.path.dirname(os.path.abspath(__file__))
+COMMIT_ENV = "AGRS_BENCH_COMMIT"
+"""Names the code when the checkout has no .git (the device and nightly scripts set it)."""
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _git_commit(root: str) -> dict[str, Any] | None:
+    """The git state of the checkout at `root`, or None when `root` is not the top of one."""
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True,
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
 
     try:
+        # A tree copied without .git into some other repository must not take that one's commit.
+        if os.path.realpath(git("rev-parse", "--show-toplevel")) != os.path.realpath(root):
+            return None
         return {
             "id": git("rev-parse", "HEAD"),
             "time": git("log", "-1", "--format=%cI"),
@@ -82,5 +89,26 @@ def commit_info(path: str | None = None) -> dict[str, Any]:
             "project": "agrs_bench",
             "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
         }
-    except Exception as err:  # not a checkout, no git, or no commit yet
-        return {"id": None, "dirty": None, "project": "agrs_bench", "error": type(err).__name__}
+    except (OSError, subprocess.SubprocessError):  # no git, not a checkout, or no commit yet
+        return None
+
+
+def commit_info(root: str | None = None, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Which code measured: fields as pytest-benchmark writes them, plus `source`, in this order:
+    "git" (the checkout that holds the agrs_bench package: id, dirty, branch), "env" (the
+    AGRS_BENCH_COMMIT variable), "package" (the installed agrs_bench version), "unknown"."""
+    environ = os.environ if environ is None else environ
+    found = _git_commit(root or PACKAGE_ROOT)
+    if found:
+        return {**found, "source": "git"}
+    if environ.get(COMMIT_ENV, "").strip():
+        return {"id": environ[COMMIT_ENV].strip(), "dirty": None, "project": "agrs_bench",
+                "branch": None, "source": "env"}
+    try:
+        from importlib.metadata import version
+
+        package_version = version("agrs_bench")
+    except Exception:  # not installed: run from a bare tree on PYTHONPATH
+        return {"id": None, "dirty": None, "project": "agrs_bench", "source": "unknown"}
+    return {"id": f"agrs_bench {package_version}", "dirty": None, "project": "agrs_bench",
+            "version": package_version, "source": "package"}
