@@ -6,6 +6,7 @@ copy it), and the `megatron_core` source's bad-input path without megatron-core 
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -131,8 +132,6 @@ def test_megatron_core_source_without_megatron_core_is_one_line_exit_2(tmp_path)
     # A `megatron` package without `core` first on the path hides the installed megatron-core.
     (tmp_path / "megatron").mkdir()
     (tmp_path / "megatron" / "__init__.py").write_text("")
-    import os
-
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-m", "agrs_bench.run", "--sources", "megatron_core,single_comm",
                            "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120, env=env)
@@ -140,3 +139,18 @@ def test_megatron_core_source_without_megatron_core_is_one_line_exit_2(tmp_path)
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "pip install -e '.[megatron]'" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("missing, expected", [([], True), (["ag-dense-single_comm-4KiB"], False)])
+def test_self_launch_passes_status_5_on_only_for_a_complete_run_with_a_mismatch(tmp_path, missing, expected):
+    # torchrun turns the ranks' 5 into 1; `python -m agrs_bench.run` reads results.json to give 5.
+    from agrs_bench import run
+    from agrs_bench.results import files
+
+    finding = {"layout": "...", "rank": 0, "buffer": "dense", "rs_ranks": [0, 2], "ag_ranks": [0, 1],
+               "version": "0.19.2", "upstream": "NVIDIA/Megatron-LM#4261 (fix PR #5754)"}
+    doc = files.build_document([], machine_info={}, commit_info={}, config={}, missing_cells=missing,
+                               started_utc="2026-11-29T00:00:00+00:00",
+                               notes={"megatron_mismatch": [finding]})
+    files.write_run(str(tmp_path), doc)
+    assert run._megatron_mismatch_only(str(tmp_path)) is expected

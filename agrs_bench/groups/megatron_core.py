@@ -114,7 +114,7 @@ def teardown() -> None:
 
 
 def _replace_ag_groups(ps: Any, ag_layout: Layout, rank: int, timeout: datetime.timedelta,
-                       dense_ag: Any, expert_ag: Any, ep: int) -> tuple[Any, Any]:
+                       expert_ag: Any) -> tuple[Any, Any]:
     """Test hook: AG groups made by megatron-core's own create_group from `ag_layout`'s rank
     lists, the way 0.19.2's create_all_gather_groups makes them (every rank, every list)."""
     def made(lists: list[list[int]], desc: str) -> Any:
@@ -126,7 +126,7 @@ def _replace_ag_groups(ps: Any, ag_layout: Layout, rank: int, timeout: datetime.
         return mine
 
     dense_ag = made(ag_layout.dense("dp_cp"), "DATA_PARALLEL_GROUP_WITH_CP_AG")
-    if ep > 1:  # 0.19.2: `if for_expert_parallelism and ep_size > 1`
+    if ag_layout.ep > 1:  # 0.19.2: `if for_expert_parallelism and ep_size > 1`
         expert_ag = made(ag_layout.expert("expt_dp"), "EXPERT_DATA_PARALLEL_GROUP_AG")
     return dense_ag, expert_ag
 
@@ -179,8 +179,7 @@ def build(layout: Layout, rank: int, timeout_s: float, *, ag_layout: Layout | No
             dp_cp, expt_dp = pg_collection.dp_cp, pg_collection.expt_dp
             dp_cp_ag, expt_dp_ag = pg_collection.dp_cp_ag, pg_collection.expt_dp_ag
         if ag_layout is not None:
-            dp_cp_ag, expt_dp_ag = _replace_ag_groups(ps, ag_layout, rank, timeout, dp_cp_ag,
-                                                      expt_dp_ag, layout.ep)
+            dp_cp_ag, expt_dp_ag = _replace_ag_groups(ps, ag_layout, rank, timeout, expt_dp_ag)
     except BaseException:
         try:
             teardown()
