@@ -8,6 +8,9 @@ import sys
 from typing import Callable, NoReturn
 
 EXIT_BAD_INPUT = 2
+EXIT_MEGATRON_MISMATCH = 5
+"""megatron-core built AG groups whose ranks differ from its DP groups: that source was not
+timed, the others were (NVIDIA/Megatron-LM#4261)."""
 
 
 class ConfigError(ValueError):

@@ -25,7 +25,7 @@ from agrs_bench.measure import telemetry
 from agrs_bench.measure import preflight as preflight_mod
 from agrs_bench.config.cli import parse_run_args
 from agrs_bench.config.run_config import RunConfig
-from agrs_bench.errors import EXIT_BAD_INPUT, ConfigError, fail
+from agrs_bench.errors import EXIT_BAD_INPUT, EXIT_MEGATRON_MISMATCH, ConfigError, fail
 from agrs_bench.measure.runner import Fixtures, groups_span_nodes, measure_all
 from agrs_bench.measure.watchdog import Watchdog, margin_s
 from agrs_bench.results.rundir import check_run_dir, prepare_run_dir
@@ -61,8 +61,9 @@ def write_outputs(cfg: RunConfig, finished: list, context: dict) -> str:
 
     done = {schema.cell_key(b["params"]) for b in finished}
     world = cfg.layout.world_size
+    untimed = context.get("untimed_sources", ())  # not timed on purpose (megatron_core mismatch)
     missing = [schema.cell_id(dict(c, world_size=world)) for c in cfg.cells()
-               if schema.cell_key(c) not in done]
+               if schema.cell_key(c) not in done and c["source"] not in untimed]
     doc = results.build_document(finished, machine_info=context["machine_info"],
                                  commit_info=machine.commit_info(), config=cfg.record(),
                                  missing_cells=missing, started_utc=context["started_utc"],
@@ -99,6 +100,10 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
         skip_keys: list[Any] = [[schema.cell_key(b["params"]) for b in skip_cells]]
         dist.broadcast_object_list(skip_keys, src=0)
         fixtures = Fixtures(cfg, info)
+        if fixtures.megatron is not None:
+            context["notes"]["megatron_core"] = fixtures.megatron.describe()
+            context["notes"]["megatron_mismatch"] = fixtures.megatron_mismatch
+            context["untimed_sources"] = fixtures.untimed_sources
         mine = machine.local_device(info.backend, info.local_rank)
         mine["nvml"] = telemetry.device_identity(mine.get("uuid")) if info.backend == "nccl" else {"nvml": False}
         gathered: list[Any] = [None] * info.world_size
@@ -117,8 +122,10 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
         _say(rank, f"agrs_bench: {info.world_size} ranks on {len(set(nodes))} node(s), {info.backend}, "
                    f"layout {cfg.layout.describe()}, {len(cfg.cells())} cells -> {cfg.out_dir}"
                    + (f" (resuming: {len(skip_keys[0])} finished)" if cfg.resume else ""))
-        measure_all(cfg, info, fixtures, finished, skip={tuple(k) for k in skip_keys[0]},
+        untimed = {schema.cell_key(c) for c in cfg.cells() if c["source"] in fixtures.untimed_sources}
+        measure_all(cfg, info, fixtures, finished, skip={tuple(k) for k in skip_keys[0]} | untimed,
                     nodes=nodes, watchdog=watchdog, devices=devices)
+        fixtures.close()
     except BaseException as err:
         watchdog.disarm()
         if isinstance(err, Exception):
@@ -135,6 +142,12 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     if rank == 0:
         path = write_outputs(cfg, finished, context)
         print(f"agrs_bench: report: {path}", flush=True)
+    if context["notes"].get("megatron_mismatch"):
+        # torchrun ends every rank once one exits non-zero: none may leave before rank 0 has written.
+        dist.barrier()
+        _say(rank, "agrs_bench: megatron_core not timed: megatron-core's AG groups differ from its "
+                   f"DP groups (see report.md); exit status {EXIT_MEGATRON_MISMATCH}")
+        return EXIT_MEGATRON_MISMATCH
     return 0
 
 
@@ -156,6 +169,8 @@ def self_launch(argv: list[str]) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={nproc}", "-m", "agrs_bench.run", *argv]
     status = subprocess.run(cmd, env=env).returncode
+    if status == 1 and _megatron_mismatch_only(cfg.out_dir):
+        status = EXIT_MEGATRON_MISMATCH  # torchrun turns every rank's non-zero status into 1
     if status not in (0, EXIT_BAD_INPUT) and results.salvage(cfg.out_dir):
         from agrs_bench.render.report import write_report
 
@@ -164,6 +179,15 @@ def self_launch(argv: list[str]) -> int:
               f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} from {results.CELLS_FILE} "
               "(marked incomplete)", file=sys.stderr, flush=True)
     return status
+
+
+def _megatron_mismatch_only(run_dir: str) -> bool:
+    """Did the ranks end with status 5: a complete run that found megatron-core's AG mismatch?"""
+    try:
+        meta = schema.load(os.path.join(run_dir, results.RESULTS_FILE))["agrs_bench"]
+    except schema.SchemaError:
+        return False
+    return bool(meta.get("complete") and meta.get("megatron_mismatch"))
 
 
 def _report_failure(rank: int, err: Exception) -> None:
@@ -177,7 +201,8 @@ def _report_failure(rank: int, err: Exception) -> None:
 
 def _rank_main(argv: list[str], rank: int, world: int) -> int:
     """One rank under torchrun. Exit status: 0 done, 1 failed (results kept), 2 bad input,
-    3 a phase hung past --timeout plus margin (the watchdog ended it), 143 torchrun's SIGTERM."""
+    3 a phase hung past --timeout plus margin (the watchdog ended it), 5 megatron-core's AG groups
+    differ from its DP groups (megatron_core not timed, the others timed), 143 torchrun's SIGTERM."""
     try:
         if world < 2:
             raise ConfigError(f"world size {world}: AG/RS overlap needs at least 2 ranks "

@@ -7,7 +7,14 @@ MODES = ("ag", "rs", "ag_rs", "fsdp_step")
 COLLECTIVE_MODES = ("ag", "rs", "ag_rs")
 MODE_ROLES = {"ag": ("ag",), "rs": ("rs",), "ag_rs": ("ag", "rs"), "fsdp_step": ("ag", "rs", "compute")}
 BUFFERS = ("dense", "expert")
-SOURCES = ("single_comm", "global_state", "pg_collection")
+SOURCES = ("single_comm", "global_state", "pg_collection", "megatron_core")
+# megatron_core needs the optional megatron-core package, so a run leaves it out unless asked.
+DEFAULT_SOURCES = ("single_comm", "global_state", "pg_collection")
+MEGATRON_INSTALL = "pip install -e '.[megatron]'"
+# How a cell issues its collectives: synchronous ops on our role streams, or as Megatron-FSDP does
+# (async AG in a coalescing manager on the group's internal stream, RS in a coalescing manager).
+ISSUE_STYLES = ("role_streams", "megatron_fsdp")
+DEFAULT_ISSUE = "role_streams"
 # The group each buffer kind is sharded over (and reduce-scattered on).
 RS_GROUP_KIND = {"dense": "dp_cp", "expert": "expt_dp"}
 

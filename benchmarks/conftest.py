@@ -22,7 +22,8 @@ import pytest
 
 from agrs_bench.groups import distributed
 from agrs_bench.measure.device import make_handle
-from agrs_bench.groups import SOURCES, build_source
+from agrs_bench.groups import build_source
+from agrs_bench.vocab import DEFAULT_SOURCES as SOURCES  # megatron_core needs the megatron extra
 from agrs_bench.topology.layout import Layout
 
 

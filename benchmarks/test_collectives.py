@@ -9,7 +9,8 @@ import torch
 
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.config.run_config import parse_sizes
-from agrs_bench.groups import BUFFERS, RS_GROUP_KIND, SOURCES
+from agrs_bench.groups import BUFFERS, RS_GROUP_KIND
+from agrs_bench.vocab import DEFAULT_SOURCES as SOURCES  # megatron_core needs the megatron extra
 from agrs_bench.measure.kernels import CollectiveKernel
 from agrs_bench.vocab import COLLECTIVE_MODES
 from agrs_bench.results.schema import size_label

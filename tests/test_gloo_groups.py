@@ -25,9 +25,10 @@ def test_outputs_and_groups_per_source(world, layout_kwargs):
         # global_state: a separate dense AG group, none for experts.
         assert not report[("global_state", "dense")]["same_group"]
         assert report[("global_state", "expert")]["same_group"]
-        # pg_collection: separate AG groups for both.
+        # pg_collection: a separate dense AG group; an expert one only when ep > 1, as in Megatron
+        # (create_all_gather_groups(for_expert_parallelism=ep > 1)).
         assert not report[("pg_collection", "dense")]["same_group"]
-        assert not report[("pg_collection", "expert")]["same_group"]
+        assert report[("pg_collection", "expert")]["same_group"] == (layout_kwargs.get("ep", 1) == 1)
 
 
 def test_expert_group_differs_from_dense_at_8_ranks():

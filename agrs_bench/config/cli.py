@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import os
 
 from agrs_bench.config import toml_file as config_file
 from agrs_bench.config.run_config import RunConfig, parse_choices, parse_gemm, parse_sizes
 from agrs_bench.errors import ArgumentParser, ConfigError
-from agrs_bench.vocab import BUFFERS, MODES, SOURCES
+from agrs_bench.vocab import (BUFFERS, DEFAULT_ISSUE, DEFAULT_SOURCES, ISSUE_STYLES, MEGATRON_INSTALL, MODES,
+                              SOURCES)
 from agrs_bench.config.nccl_options import parse_nccl_options
 from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 
@@ -21,17 +23,40 @@ DEFAULTS = {
              "warmup": 2, "samples": 5, "target_sample_ms": 5.0, "timeout": 120.0},
 }
 DEFAULT_MODES = "ag,rs,ag_rs,fsdp_step"
+EXIT_STATUSES = (
+    "exit status of each rank: 0 done; 1 failed (finished cells kept); 2 bad input; 3 a rank hung "
+    "past --timeout and its watchdog ended it; 5 megatron-core built AG groups whose ranks differ "
+    "from its DP groups (NVIDIA/Megatron-LM#4261): megatron_core was not timed, the other sources "
+    "were; 130/143 ended by SIGINT/SIGTERM. torchrun itself exits 1 when any rank exits non-zero; "
+    "python -m agrs_bench.run passes 5 on.")
+
+
+def require_megatron_core() -> None:
+    """--sources megatron_core without megatron-core installed is bad input, found before launch."""
+    try:
+        found = importlib.util.find_spec("megatron.core") is not None
+    except ModuleNotFoundError:  # no `megatron` package at all
+        found = False
+    if not found:
+        raise ConfigError(f"--sources megatron_core needs megatron-core, which is not installed: "
+                          f"{MEGATRON_INSTALL}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="agrs_bench.run", description="Measure AG/RS overlap per group source.")
+    parser = ArgumentParser(prog="agrs_bench.run", description="Measure AG/RS overlap per group source.",
+                            epilog=EXIT_STATUSES)
     add_layout_flags(parser, world_size_required=False)
     parser.add_argument("--sizes", help="full-buffer sizes: 1MiB,64MiB or 1MiB:1GiB:x4 "
                         "(default: 1MiB:1GiB:x4 on GPU, 16KiB,256KiB on CPU)")
     parser.add_argument("--dtype", default="bf16", help="bf16 (default) or fp32")
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma list of {', '.join(MODES)}")
     parser.add_argument("--buffers", default=",".join(BUFFERS), help="dense, expert or both")
-    parser.add_argument("--sources", default=",".join(SOURCES), help=f"comma list of {', '.join(SOURCES)}")
+    parser.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
+                        help=f"comma list of {', '.join(SOURCES)} (default: all but megatron_core, "
+                        "which needs pip install -e '.[megatron]')")
+    parser.add_argument("--issue", default=DEFAULT_ISSUE,
+                        help=f"how ag/rs/ag_rs cells issue collectives, comma list of {', '.join(ISSUE_STYLES)} "
+                        "(megatron_fsdp: async AG and RS in coalescing managers, as Megatron-FSDP)")
     parser.add_argument("--warmup", type=int, help="untimed iterations per cell")
     parser.add_argument("--iters", type=int, help="timed samples per cell")
     parser.add_argument("--ops-per-sample", type=int, default=0,
@@ -86,6 +111,8 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         raise ConfigError(f"--out {args.out!r} and --resume {args.resume!r} name different run directories")
     out = args.resume or args.out or os.path.join(
         "results", "runs", datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    if "megatron_core" in parse_choices(args.sources, SOURCES, "source"):
+        require_megatron_core()
     return RunConfig(
         layout=layout, backend=backend,
         sizes_bytes=parse_sizes(args.sizes or defaults["sizes"]),
@@ -93,6 +120,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         modes=parse_choices(args.modes, MODES, "mode"),
         buffers=parse_choices(args.buffers, BUFFERS, "buffer"),
         sources=parse_choices(args.sources, SOURCES, "source"),
+        issues=parse_choices(args.issue, ISSUE_STYLES, "issue style"),
         num_warmup=defaults["warmup"] if args.warmup is None else args.warmup,
         num_samples=defaults["samples"] if args.iters is None else args.iters,
         ops_per_sample=args.ops_per_sample,

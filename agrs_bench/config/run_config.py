@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agrs_bench.errors import ConfigError
-from agrs_bench.vocab import BUFFERS, MODES, RS_GROUP_KIND, SOURCES
+from agrs_bench.vocab import (BUFFERS, COLLECTIVE_MODES, DEFAULT_ISSUE, DEFAULT_SOURCES, ISSUE_STYLES, MODES,
+                              RS_GROUP_KIND, SOURCES)
 from agrs_bench.topology.layout import Layout
 from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
 
@@ -87,8 +88,11 @@ class RunConfig:
     """Which kernels to time."""
     buffers: tuple[str, ...] = BUFFERS
     """Dense (sharded over dp_cp) and/or expert (sharded over expt_dp) buffers."""
-    sources: tuple[str, ...] = SOURCES
-    """Where the AG groups come from."""
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    """Where the AG groups come from (megatron_core: built by the installed megatron-core)."""
+    issues: tuple[str, ...] = (DEFAULT_ISSUE,)
+    """How eager ag/rs/ag_rs cells issue their collectives: role_streams and/or megatron_fsdp
+    (fsdp_step and CUDA-graph cells always use role_streams)."""
     num_warmup: int = 5
     """Untimed iterations per cell."""
     num_samples: int = 20
@@ -134,7 +138,8 @@ class RunConfig:
         if self.dtype not in ("bf16", "fp32"):
             raise ConfigError(f"dtype {self.dtype!r} is not bf16 or fp32")
         for what, chosen, allowed in (("mode", self.modes, MODES), ("buffer", self.buffers, BUFFERS),
-                                      ("source", self.sources, SOURCES)):
+                                      ("source", self.sources, SOURCES),
+                                      ("issue style", self.issues, ISSUE_STYLES)):
             for item in chosen:
                 if item not in allowed:
                     raise ConfigError(f"unknown {what} {item!r} (choose from {', '.join(allowed)})")
@@ -167,6 +172,8 @@ class RunConfig:
         """The (AG, RS) options each source is measured under."""
         if self.sweep_nccl_options and source == "pg_collection":
             return list(SWEEP_GRID)
+        if source == "megatron_core":  # megatron-core creates its groups with its own options
+            return [(NcclOptions(), NcclOptions())]
         return [(self.ag_options, self.rs_options)]
 
     def record(self) -> dict:
@@ -181,7 +188,7 @@ class RunConfig:
             "backend": self.backend, "reference": self.reference, "hide_launch": self.hide_launch,
             "telemetry": self.telemetry, "graph": self.graph, "ag_options": self.ag_options.label(),
             "rs_options": self.rs_options.label(), "sweep_nccl_options": self.sweep_nccl_options,
-            "argv": self.extra.get("argv", []),
+            "issues": list(self.issues), "argv": self.extra.get("argv", []),
         }
 
     def cells(self) -> list[dict]:
@@ -197,7 +204,11 @@ class RunConfig:
                 for ag, rs in self.option_pairs(source):
                     for exec_mode in execs:
                         for mode in modes:
-                            cells.append({"mode": mode, "buffer": buffer, "source": source,
-                                          "size_bytes": size, "dtype": self.dtype, "exec": exec_mode,
-                                          "nccl_options": pair_label(ag, rs)})
+                            # megatron_fsdp: eager ag/rs/ag_rs cells (its async coalesced ops are
+                            # untested inside a CUDA graph; the step issues on role streams).
+                            styled = mode in COLLECTIVE_MODES and exec_mode == "eager"
+                            for issue in (self.issues if styled else (DEFAULT_ISSUE,)):
+                                cells.append({"mode": mode, "buffer": buffer, "source": source,
+                                              "size_bytes": size, "dtype": self.dtype, "exec": exec_mode,
+                                              "nccl_options": pair_label(ag, rs), "issue": issue})
         return cells

@@ -2,7 +2,9 @@
 
 The groups live in module globals set by `initialize_model_parallel()` and are read through
 `has_separate_all_gather_group()` and `get_data_parallel_group(...)`. There is no expert AG group:
-expert AG and RS share the expert-DP communicator. This module is the only global state in the
+expert AG and RS share the expert-DP communicator. The AG group is created in the same loop as
+dp_cp and with dp_cp's options (`get_nccl_options("dp_cp", ...)` in PR #2663 and megatron-core
+0.16.1), so it takes the RS role's NCCL options here. This module is the only global state in the
 package; nothing else may import its globals.
 """
 
@@ -24,12 +26,17 @@ def initialize_model_parallel(layout: Layout, rank: int, make_group, *,
     _DATA_PARALLEL_GROUP_WITH_CP = make_group(layout.dense("dp_cp"), rank, "rs", "global_state/dp_cp")
     _DATA_PARALLEL_GROUP_WITH_CP_AG = None
     if create_all_gather_group:
+        # role "rs": Megatron gives this group the dp_cp options, not options of its own.
         _DATA_PARALLEL_GROUP_WITH_CP_AG = make_group(
-            (ag_layout or layout).dense("dp_cp"), rank, "ag", "global_state/dp_cp_ag")
+            (ag_layout or layout).dense("dp_cp"), rank, "rs", "global_state/dp_cp_ag")
     _EXPERT_DATA_PARALLEL_GROUP = make_group(layout.expert("expt_dp"), rank, "rs", "global_state/expt_dp")
 
 
 def has_separate_all_gather_group() -> bool:
+    """Megatron-FSDP 0.16.1 asks this before it takes the AG group (FSDPDistributedIndex), and
+    falls back to dp_cp when it is False, i.e. when initialize_model_parallel ran with
+    create_all_gather_group=False. The benchmark always asks for the group, but the source keeps
+    the call so that it reads the globals along the same path Megatron-FSDP does."""
     return _DATA_PARALLEL_GROUP_WITH_CP_AG is not None
 
 

@@ -1,6 +1,12 @@
 """`pg_collection`: Megatron-LM PR #3249. The groups travel in an explicitly passed
 ProcessGroupCollection with `dp_cp_ag` and, new, `expt_dp_ag`; an FSDPDistributedIndex picks the
-group per parameter kind. No globals."""
+group per parameter kind. No globals.
+
+As in Megatron (`create_all_gather_groups(for_expert_parallelism=ep > 1)`, whose body creates the
+expert AG group only `if for_expert_parallelism and ep_size > 1`), `expt_dp_ag` exists only when
+ep > 1; otherwise it is None and expert AG falls back to the expert-DP (RS) communicator, as
+Megatron-FSDP's buffer does.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ class ProcessGroupCollection:
     expt_dp: Any
     """Expert data-parallel group: reduce-scatter of expert gradients."""
     expt_dp_ag: Any = None
-    """Same ranks as expt_dp, own communicator: all-gather of expert parameters."""
+    """Same ranks as expt_dp, own communicator: all-gather of expert parameters (None when ep = 1)."""
 
 
 class FSDPDistributedIndex:
@@ -47,7 +53,6 @@ class PgCollectionSource:
     name = "pg_collection"
 
     def __init__(self, pg_collection: ProcessGroupCollection) -> None:
-        self.pg_collection = pg_collection
         self.index = FSDPDistributedIndex(pg_collection)
 
     def group(self, buffer: str, op: str) -> Any:
@@ -57,9 +62,11 @@ class PgCollectionSource:
 
 def build(layout: Layout, rank: int, make_group, *, ag_layout: Layout | None = None) -> PgCollectionSource:
     ag_layout = ag_layout or layout
+    dp_cp = make_group(layout.dense("dp_cp"), rank, "rs", "pg_collection/dp_cp")
+    dp_cp_ag = make_group(ag_layout.dense("dp_cp"), rank, "ag", "pg_collection/dp_cp_ag")
+    expt_dp = make_group(layout.expert("expt_dp"), rank, "rs", "pg_collection/expt_dp")
+    expt_dp_ag = None
+    if layout.ep > 1:  # Megatron: for_expert_parallelism = expert_model_parallel_size > 1
+        expt_dp_ag = make_group(ag_layout.expert("expt_dp"), rank, "ag", "pg_collection/expt_dp_ag")
     return PgCollectionSource(ProcessGroupCollection(
-        dp_cp=make_group(layout.dense("dp_cp"), rank, "rs", "pg_collection/dp_cp"),
-        dp_cp_ag=make_group(ag_layout.dense("dp_cp"), rank, "ag", "pg_collection/dp_cp_ag"),
-        expt_dp=make_group(layout.expert("expt_dp"), rank, "rs", "pg_collection/expt_dp"),
-        expt_dp_ag=make_group(ag_layout.expert("expt_dp"), rank, "ag", "pg_collection/expt_dp_ag"),
-    ))
+        dp_cp=dp_cp, dp_cp_ag=dp_cp_ag, expt_dp=expt_dp, expt_dp_ag=expt_dp_ag))

@@ -79,11 +79,14 @@ def make_buffer(kind: str, size_bytes: int, dtype: torch.dtype, group_ranks: lis
     )
 
 
-def fill_for_check(buf: ShardedBuffer, rank: int, base: int) -> None:
-    """Write this rank's inputs and poison the outputs, so an unwritten output is caught."""
+def fill_for_check(buf: ShardedBuffer, rank: int, base: int, rs_scale: int = 1) -> None:
+    """Write this rank's inputs and poison the outputs, so an unwritten output is caught.
+
+    `rs_scale` multiplies the RS inputs: with n (the group size) a ReduceOp.AVG gives exactly
+    what a SUM of the plain pattern gives, so `expected_rs` serves both."""
     numel, dtype, device = buf.shard_numel, buf.param_shard.dtype, buf.param_shard.device
     buf.param_shard.copy_(ag_pattern(rank, numel, base, dtype, device))
-    buf.grad_full.copy_(rs_pattern(rank, numel * len(buf.group_ranks), base, dtype, device))
+    buf.grad_full.copy_(rs_pattern(rank, numel * len(buf.group_ranks), base, dtype, device) * rs_scale)
     buf.param_full.fill_(float("nan"))
     buf.grad_shard.fill_(float("nan"))
 

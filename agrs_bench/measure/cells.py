@@ -10,7 +10,7 @@ import torch.distributed as dist
 
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.config.run_config import RunConfig
-from agrs_bench.measure.kernels import CollectiveKernel, all_gather, reduce_scatter
+from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import Samples, TimingPlan, measure, measure_graph, time_back_to_back
 
@@ -65,16 +65,16 @@ def reference(dev, cell: dict, buf: bufs.ShardedBuffer, group) -> dict[str, Any]
 def measure_collective(dev, cfg: RunConfig, cell: dict, cell_name: str, source, buf: bufs.ShardedBuffer,
                        rank: int) -> tuple[Samples, dict[str, Any]]:
     ag_group, rs_group = source.group(cell["buffer"], "ag"), source.group(cell["buffer"], "rs")
-    kernel = CollectiveKernel(dev, cell["mode"], buf, ag_group, rs_group)
+    kernel = make_kernel(cell.get("issue", "role_streams"), dev, cell["mode"], buf, ag_group, rs_group)
     base = bufs.pattern_base(cell["buffer"], cell["source"])
     if cfg.check:
-        bufs.fill_for_check(buf, rank, base)
+        bufs.fill_for_check(buf, rank, base, rs_scale=kernel.rs_input_scale)
     samples = _timed(dev, cell, kernel, plan_of(cfg))
     if cfg.check:
         agree_on_check(cell_name, rank, _problems(buf, cell["mode"], rank, base))
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = kernel.describe()
     if cfg.reference and cell["mode"] in ("ag", "rs") and cell.get("exec", "eager") == "eager":
-        extra = reference(dev, cell, buf, ag_group if cell["mode"] == "ag" else rs_group)
+        extra |= reference(dev, cell, buf, ag_group if cell["mode"] == "ag" else rs_group)
     return samples, extra
 
 

@@ -156,6 +156,11 @@ class CudaHandle:
         current = torch.cuda.current_stream()
         for name in {issued.role for issued in pending}:
             current.wait_stream(self.streams[name])
+        for issued in pending:
+            # An async op (megatron_fsdp style) runs on its process group's internal stream, not
+            # on the role stream: its work handle makes the current stream wait for it.
+            if issued.work is not None:
+                issued.work.wait()
         pending.clear()
 
     def timer(self) -> CudaTimer:

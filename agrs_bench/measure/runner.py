@@ -3,6 +3,7 @@ by the watchdog, each finished cell handed on at once (rank 0 appends it to cell
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -10,7 +11,8 @@ import torch.distributed as dist
 
 from agrs_bench.config.nccl_options import pair_label
 from agrs_bench.config.run_config import RunConfig
-from agrs_bench.groups import RS_GROUP_KIND, build_source, distributed
+from agrs_bench.groups import RS_GROUP_KIND, ag_shares_rs_comm, build_source, distributed
+from agrs_bench.groups import megatron_core
 from agrs_bench.groups.membership import check_membership
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.measure import cells as cellmod
@@ -129,6 +131,11 @@ def _measure_cell(cfg: RunConfig, info: distributed.DistInfo, dev, source, cell:
         extra["shard_bytes"] = buf.param_shard.numel() * buf.param_shard.element_size()
         extra["group_ranks"] = buf.group_ranks
     extra["checked"] = cfg.check
+    kinds = cfg.buffers if cell["mode"] == "fsdp_step" else (cell["buffer"],)
+    shares = {kind: ag_shares_rs_comm(source, kind) for kind in kinds}
+    extra["ag_shares_rs_comm"] = any(shares.values())  # some AG ran on its RS communicator
+    if len(kinds) > 1:
+        extra["ag_shares_rs_comm_by_buffer"] = shares
     if link_gbps:
         extra["link_gbps_per_direction"] = link_gbps
     options = {"timer": "cuda_event" if dev.is_cuda else "perf_counter", "warmup": cfg.num_warmup,
@@ -139,12 +146,19 @@ def _measure_cell(cfg: RunConfig, info: distributed.DistInfo, dev, source, cell:
 
 class Fixtures:
     """What cells share: device handles and group sources per NCCL options pair, created once,
-    collectively, in the same order on every rank; then the membership check."""
+    collectively, in the same order on every rank; then the membership checks.
+
+    Our sources' AG groups must hold the ranks of their RS groups (MembershipError otherwise).
+    megatron_core's groups are megatron-core's: when its AG groups differ from its DP groups
+    (NVIDIA/Megatron-LM#4261) the finding is kept in `megatron_mismatch`, that source leaves
+    `sources` (not timed) and the run goes on with the others."""
 
     def __init__(self, cfg: RunConfig, info: distributed.DistInfo) -> None:
         self.handles: dict[str, Any] = {}
         self.sources: dict[tuple[str, str], Any] = {}
-        corrupt = testhooks.corrupt_ag_layout(cfg.layout)
+        self.megatron: Any = None
+        self.megatron_mismatch: list[dict[str, Any]] = []
+        corrupted = [name for name in cfg.sources if testhooks.corrupt_ag_layout(cfg.layout, name)]
         for name in cfg.sources:
             for ag, rs in cfg.option_pairs(name):
                 label = pair_label(ag, rs)
@@ -156,11 +170,32 @@ class Fixtures:
                     cfg.timeout_s, lambda role, o=options: o[role].to_process_group_options())
                 self.sources[(name, label)] = build_source(
                     name, cfg.layout, info.rank, make_group=make_group,
-                    ag_layout=corrupt if name == "pg_collection" else None)
-        if corrupt is None:
-            check_membership(list(self.sources.values()), cfg.layout, info.rank)
+                    ag_layout=testhooks.corrupt_ag_layout(cfg.layout, name), timeout_s=cfg.timeout_s)
+        ours = [s for (name, _), s in self.sources.items() if name != "megatron_core"]
+        if not [name for name in corrupted if name != "megatron_core"]:
+            check_membership(ours, cfg.layout, info.rank)
         else:
-            _say(info.rank, f"agrs_bench: TEST HOOK {testhooks.CORRUPT_AG_VAR}: pg_collection AG groups "
-                            f"from order {corrupt.order!r}, membership check skipped")
+            _say(info.rank, f"agrs_bench: TEST HOOK {testhooks.CORRUPT_AG_VAR}: AG groups of "
+                            f"{', '.join(corrupted)} from order {testhooks.megatron_ag_layout(cfg.layout).order!r}, "
+                            "membership check skipped")
+        for (name, label), source in list(self.sources.items()):
+            if name == "megatron_core":
+                self.megatron = source
+                self.megatron_mismatch = megatron_core.mismatches(source, cfg.layout, info.rank)
+                if self.megatron_mismatch:
+                    del self.sources[(name, label)]
+        if info.rank == 0:
+            for finding in self.megatron_mismatch:
+                print(f"agrs_bench: MEGATRON MISMATCH: {megatron_core.describe_mismatch(finding)}",
+                      file=sys.stderr, flush=True)
 
+    @property
+    def untimed_sources(self) -> tuple[str, ...]:
+        """Sources the run was asked for but does not time (megatron_core on a mismatch)."""
+        return ("megatron_core",) if self.megatron_mismatch else ()
 
+    def close(self) -> None:
+        """Collective, at the end of a run that went well: megatron-core's groups torn down."""
+        if self.megatron is not None:
+            self.megatron.close()
+            self.megatron = None

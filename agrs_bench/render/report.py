@@ -51,6 +51,22 @@ def warnings_of(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
+def megatron_mismatch_section(doc: dict[str, Any]) -> list[str]:
+    """First thing in the report when megatron-core's AG groups differ from its DP groups."""
+    findings = doc["agrs_bench"].get("megatron_mismatch") or []
+    if not findings:
+        return []
+    lines = ["## megatron-core built AG groups on the wrong ranks: megatron_core not timed", ""]
+    for f in findings:
+        lines.append(f"- megatron-core {f['version']}, layout `{f['layout']}`, {f['buffer']} buffer, "
+                     f"rank {f['rank']}: DP (RS) group `{f['rs_ranks']}`, AG group `{f['ag_ranks']}` "
+                     f"— upstream issue {f['upstream']}.")
+    lines += ["", "An AG on other ranks than the RS gathers the wrong shards: Megatron-FSDP's "
+              "overlap with these groups is not measurable. The other sources were timed; the run "
+              "exited with status 5.", ""]
+    return lines
+
+
 def _variant(params: dict[str, Any]) -> str:
     parts = [str(params.get(k, d)) for k, d in schema.OPTIONAL_PARAMS.items() if params.get(k, d) != d]
     return " ".join(parts) or "-"
@@ -282,8 +298,9 @@ def _step_comparison(steps: list[dict[str, Any]]) -> list[str]:
 
 
 def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
-    """report.md: the answer first, then the run, warnings, plots, column definitions, tables."""
-    lines = ["# agrs_bench report", ""] + answer(doc) + header(doc)
+    """report.md: the answer first, then the run, warnings, plots, column definitions, tables.
+    A megatron-core group mismatch comes before everything: that source was not timed."""
+    lines = ["# agrs_bench report", ""] + megatron_mismatch_section(doc) + answer(doc) + header(doc)
     notes = warnings_of(doc)
     if notes:
         lines += ["## Warnings", ""] + [f"- {n}" for n in notes] + [""]

@@ -114,7 +114,7 @@ def derive(benchmarks: list[dict[str, Any]]) -> None:
         # single_comm in the same exec mode is the reference: on the same NCCL options when it was
         # measured under them, else on the defaults (an options sweep tunes pg_collection only).
         t_single = (median.get((key[0], key[1], "single_comm") + key[3:])
-                    or median.get((key[0], key[1], "single_comm") + key[3:6] + ("default",)))
+                    or median.get((key[0], key[1], "single_comm") + key[3:6] + ("default",) + key[7:]))
         if t_single:
             bench["extra_info"]["speedup_vs_single_comm"] = measures.speedup(t_single, t_pair)
 

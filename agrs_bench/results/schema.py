@@ -17,7 +17,7 @@ from agrs_bench.vocab import size_label  # noqa: F401 (cell names use it; render
 SCHEMA_VERSION = 1
 PARAM_KEYS = ("mode", "buffer", "source", "size_bytes", "dtype", "world_size", "group_size")
 # Optional params with their defaults: a cell without them is an eager cell on default options.
-OPTIONAL_PARAMS = {"exec": "eager", "nccl_options": "default"}
+OPTIONAL_PARAMS = {"exec": "eager", "nccl_options": "default", "issue": "role_streams"}
 STATS_KEYS = ("min", "max", "mean", "stddev", "rounds", "median", "iqr", "q1", "q3",
               "iqr_outliers", "stddev_outliers", "outliers", "ld15iqr", "hd15iqr", "ops",
               "total", "data", "iterations")

@@ -4,6 +4,10 @@ In the order string the leftmost axis varies fastest: rank = offset + sum(index_
 with stride_axis the product of the sizes left of it. The dense grid is (tp, cp, ep=1, dp, pp);
 the expert grid uses the same order with (etp, ep, expert-dp, pp) and cp=1. An axis of size > 1
 must appear in the order; axes of size 1 that are missing are appended (Megatron does the same).
+
+A layout that megatron-core's `initialize_model_parallel` refuses is refused here too, with
+Megatron's own words quoted (`MEGATRON_REFUSES`), so that no source is ever timed on a layout
+Megatron cannot run.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ DEFAULT_ORDER = "tp-cp-ep-dp-pp"
 DENSE_GROUPS = {"tp": "tp", "cp": "cp", "dp": "dp", "dp_cp": "dp-cp", "pp": "pp"}
 EXPERT_GROUPS = {"expt_tp": "tp", "ep": "ep", "expt_dp": "dp"}
 RankLists = list[list[int]]
+MEGATRON_REFUSES = "megatron-core's initialize_model_parallel refuses it"
 
 
 def _masked_rank_lists(sizes: dict[str, int], order: list[str], axes_in_group: set[str]) -> RankLists:
@@ -50,6 +55,10 @@ def _masked_rank_lists(sizes: dict[str, int], order: list[str], axes_in_group: s
     return groups
 
 
+def _megatron(reason: str) -> str:
+    return f"{MEGATRON_REFUSES}: \"{reason}\""
+
+
 def _full_order(order: str, sizes: dict[str, int]) -> list[str]:
     tokens = order.split("-")
     for token in tokens:
@@ -60,8 +69,9 @@ def _full_order(order: str, sizes: dict[str, int]) -> list[str]:
         raise ConfigError(f"order {order!r}: axis {repeated[0]!r} appears more than once")
     for axis in AXES:
         if axis not in tokens:
-            if sizes[axis] > 1:
-                raise ConfigError(f"order {order!r} lacks axis {axis!r} of size {sizes[axis]}")
+            if sizes[axis] > 1:  # Megatron's RankGenerator message, its missing space included
+                raise ConfigError(f"order {order!r} lacks axis {axis!r} of size {sizes[axis]}; " + _megatron(
+                    f"The size of ({axis}) is ({sizes[axis]}), but you haven'tspecified the order ({order})."))
             tokens.append(axis)
     return tokens
 
@@ -102,16 +112,34 @@ class Layout:
         if self.world_size % dense_model:
             raise ConfigError(
                 f"world size {self.world_size} is not divisible by tp*cp*pp = "
-                f"{self.tp}*{self.cp}*{self.pp} = {dense_model}"
-            )
+                f"{self.tp}*{self.cp}*{self.pp} = {dense_model}; "
+                + _megatron(f"world_size ({self.world_size}) is not divisible by {dense_model}"))
         expert_model = self.etp * self.ep * self.pp
         if self.world_size % expert_model:
             raise ConfigError(
                 f"world size {self.world_size} is not divisible by etp*ep*pp = "
-                f"{self.etp}*{self.ep}*{self.pp} = {expert_model}"
-            )
+                f"{self.etp}*{self.ep}*{self.pp} = {expert_model}; " + _megatron(
+                    f"world_size ({self.world_size}) is not divisible by "
+                    f"expert_tensor_model_pipeline_parallel size ({expert_model})"))
         object.__setattr__(self, "_dense_order", tuple(_full_order(self.order, self.dense_sizes)))
         object.__setattr__(self, "_expert_order", tuple(_full_order(self.order, self.expert_sizes)))
+        self._check_megatron_pipeline_rules()
+
+    def _check_megatron_pipeline_rules(self) -> None:
+        """The two rules initialize_model_parallel asserts between the dense and expert grids."""
+        if not self.order.endswith("pp") and self.pp != 1 and self.expert_dp != self.dp:
+            raise ConfigError(
+                f"order {self.order!r} with pp {self.pp}: dense dp {self.dp} != expert dp {self.expert_dp}; "
+                + _megatron("When not using pp-last rank ordering, the data parallel size of the "
+                            "attention and moe layers must be the same"))
+        # Megatron compares its generators' pp groups at offset 0, in generation order.
+        dense_pp = _masked_rank_lists(self.dense_sizes, list(self._dense_order), {"pp"})
+        expert_pp = _masked_rank_lists(self.expert_sizes, list(self._expert_order), {"pp"})
+        if dense_pp != expert_pp:
+            raise ConfigError(
+                f"order {self.order!r}: dense and expert pipeline groups differ; " + _megatron(
+                    "Pipeline parallel groups are expected to be the same for Non-Expert and Expert "
+                    f"part, but got {dense_pp} and {expert_pp}"))
 
     @property
     def dp(self) -> int:

@@ -1,0 +1,156 @@
+"""Layouts megatron-core refuses are refused by Layout (and so by `run` and `topology`) with
+Megatron's own words; checked against megatron-core itself, once, on a fake 8-rank world.
+
+Also: our rank arithmetic against megatron-core's own RankGenerator (call the library, do not
+copy it), and the `megatron_core` source's bad-input path without megatron-core installed."""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from agrs_bench.errors import ConfigError
+from agrs_bench.measure import faults
+from agrs_bench.topology.layout import AXES, MEGATRON_REFUSES, Layout
+
+# (our Layout kwargs, Megatron's message); world 8 each.
+REFUSED = {
+    "dense_not_divisible": (dict(tp=3), "world_size (8) is not divisible by 3"),
+    "expert_not_divisible": (dict(ep=8, etp=2),
+                             "world_size (8) is not divisible by expert_tensor_model_pipeline_parallel size (16)"),
+    "pp_not_last_dp_differs": (dict(ep=2, pp=2, order="tp-cp-ep-pp-dp"),
+                               "When not using pp-last rank ordering, the data parallel size of the "
+                               "attention and moe layers must be the same"),
+    "pipeline_groups_differ": (dict(tp=2, etp=1, ep=2, pp=2, order="tp-pp-cp-ep-dp"),
+                               "Pipeline parallel groups are expected to be the same for Non-Expert and "
+                               "Expert part, but got [[0, 2], [1, 3], [4, 6], [5, 7]] and "
+                               "[[0, 1], [2, 3], [4, 5], [6, 7]]"),
+    "axis_missing_from_order": (dict(pp=2, order="tp-dp"),
+                                "The size of (pp) is (2), but you haven'tspecified the order (tp-dp)."),
+}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())  # Megatron's source wraps one message with a run of spaces
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_layout_refuses_with_megatrons_message(case):
+    kwargs, message = REFUSED[case]
+    with pytest.raises(ConfigError) as info:
+        Layout(world_size=8, **kwargs)
+    assert MEGATRON_REFUSES in str(info.value)
+    assert f'"{message}"' in str(info.value)
+
+
+@pytest.mark.parametrize("case", ["pp_not_last_dp_differs", "pipeline_groups_differ"])
+def test_topology_command_refuses_with_megatrons_message(case):
+    kwargs, message = REFUSED[case]
+    args = [f"--{k}={v}" for k, v in kwargs.items()]
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench.topology", "--world-size", "8", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+
+
+_MEGATRON_SCRIPT = textwrap.dedent("""
+    import json, sys, warnings
+    warnings.simplefilter("ignore")
+    import torch.distributed as dist
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+    dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=8)
+    from megatron.core import parallel_state as ps
+    names = {"tp": "tensor_model_parallel_size", "cp": "context_parallel_size", "ep": "expert_model_parallel_size",
+             "etp": "expert_tensor_parallel_size", "pp": "pipeline_model_parallel_size", "order": "order"}
+    said = {}
+    for case, kwargs in json.loads(sys.argv[1]).items():
+        try:
+            ps.initialize_model_parallel(create_gloo_process_groups=False,
+                                         **{names[k]: v for k, v in kwargs.items()})
+            said[case] = None
+        except (AssertionError, RuntimeError) as err:
+            said[case] = str(err)
+        ps.destroy_model_parallel()
+    print(json.dumps(said))
+""")
+
+
+def test_megatron_core_itself_refuses_the_same_layouts_with_the_same_words():
+    # One process, a fake world of 8 ranks: megatron-core's initialize_model_parallel for real.
+    cases = {case: kwargs for case, (kwargs, _) in REFUSED.items()}
+    proc = subprocess.run([sys.executable, "-c", _MEGATRON_SCRIPT, json.dumps(cases)],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = json.loads(proc.stdout.strip().splitlines()[-1])
+    for case, (kwargs, message) in REFUSED.items():
+        assert said[case] is not None, f"megatron-core accepted {case} {kwargs}"
+        assert _one_line(said[case]) == message, case
+
+
+def _layouts():
+    for tp, cp, ep, etp, pp in itertools.product((1, 2), (1, 2), (1, 2, 4), (None, 1), (1, 2)):
+        for perm in itertools.permutations(AXES):
+            try:
+                yield Layout(world_size=8, tp=tp, cp=cp, ep=ep, etp=etp, pp=pp, order="-".join(perm))
+            except ConfigError:
+                continue
+
+
+def test_rank_lists_equal_megatron_core_rank_generator():
+    from megatron.core.parallel_state import RankGenerator
+
+    checked = 0
+    for layout in _layouts():
+        dense = RankGenerator(tp=layout.tp, ep=1, dp=layout.dp, pp=layout.pp, cp=layout.cp, order=layout.order)
+        expert = RankGenerator(tp=layout.etp, ep=layout.ep, dp=layout.expert_dp, pp=layout.pp, cp=1,
+                               order=layout.order)
+        for ours, theirs in (("dp_cp", "dp-cp"), ("dp", "dp"), ("tp", "tp"), ("pp", "pp"), ("cp", "cp")):
+            assert layout.dense(ours) == [sorted(g) for g in dense.get_ranks(theirs)], (layout, ours)
+        for ours, theirs in (("expt_dp", "dp"), ("ep", "ep"), ("expt_tp", "tp")):
+            assert layout.expert(ours) == [sorted(g) for g in expert.get_ranks(theirs)], (layout, ours)
+        checked += 1
+    assert checked > 100
+
+
+def test_corrupt_hook_builds_ag_groups_as_megatron_create_all_gather_groups_does(monkeypatch):
+    layout = Layout(world_size=8, pp=2, order="tp-cp-ep-pp-dp")
+    assert layout.group_of("dp_cp", 0) == [0, 2, 4, 6]
+    monkeypatch.setenv(faults.CORRUPT_AG_VAR, "megatron_core")
+    ag = faults.corrupt_ag_layout(layout, "megatron_core")
+    assert ag.order == "tp-cp-ep-dp-pp" and ag.rank_offset == 0
+    assert ag.group_of("dp_cp", 0) == [0, 1, 2, 3]  # the issue's example
+    assert faults.corrupt_ag_layout(layout, "pg_collection") is None
+    monkeypatch.setenv(faults.CORRUPT_AG_VAR, "1")  # the old spelling means pg_collection
+    assert faults.corrupt_ag_sources() == ("pg_collection",)
+
+
+def test_megatron_core_source_without_megatron_core_is_one_line_exit_2(tmp_path):
+    # A `megatron` package without `core` first on the path hides the installed megatron-core.
+    (tmp_path / "megatron").mkdir()
+    (tmp_path / "megatron" / "__init__.py").write_text("")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench.run", "--sources", "megatron_core,single_comm",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "pip install -e '.[megatron]'" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("missing, expected", [([], True), (["ag-dense-single_comm-4KiB"], False)])
+def test_self_launch_passes_status_5_on_only_for_a_complete_run_with_a_mismatch(tmp_path, missing, expected):
+    # torchrun turns the ranks' 5 into 1; `python -m agrs_bench.run` reads results.json to give 5.
+    from agrs_bench import run
+    from agrs_bench.results import files
+
+    finding = {"layout": "...", "rank": 0, "buffer": "dense", "rs_ranks": [0, 2], "ag_ranks": [0, 1],
+               "version": "0.19.2", "upstream": "NVIDIA/Megatron-LM#4261 (fix PR #5754)"}
+    doc = files.build_document([], machine_info={}, commit_info={}, config={}, missing_cells=missing,
+                               started_utc="2026-11-29T00:00:00+00:00",
+                               notes={"megatron_mismatch": [finding]})
+    files.write_run(str(tmp_path), doc)
+    assert run._megatron_mismatch_only(str(tmp_path)) is expected
