@@ -33,7 +33,9 @@ def launch(*, scale: float = 1.0, noise: float = 0.02, seed: int = 0, num_sample
                 data = base_s * scale * offset * (1 + rng.normal(0, noise, num_samples))
                 params = {"mode": mode, "buffer": "dense", "source": source, "size_bytes": size,
                           "dtype": dtype, "world_size": world_size, "group_size": world_size}
-                benches.append(results.make_benchmark(params, np.abs(data).tolist(), 10, {}, {}))
+                # Cells of one size are one comparison (sampled in the same rounds): derive pairs them.
+                benches.append(results.make_benchmark(params, np.abs(data).tolist(), 10,
+                                                      {"comparison": f"dense-{size}-eager"}, {}))
     return results.build_document(benches, machine_info=machine_info(gpu_name, world_size),
                                   commit_info={"id": f"synthetic{seed}"}, config={},
                                   missing_cells=list(missing), started_utc="2026-01-01T00:00:00+00:00")
