@@ -26,6 +26,7 @@ from agrs_bench.config.run_config import DEFAULT_SAMPLE_MS, RunConfig
 from agrs_bench.groups import distributed
 from agrs_bench.measure import cells as cellmod
 from agrs_bench.measure import runner
+from agrs_bench.results import files as results
 from agrs_bench.topology.layout import Layout
 from agrs_bench.vocab import BUFFERS, COLLECTIVE_MODES, SOURCES
 
@@ -69,7 +70,9 @@ class BenchEnv:
             cfg = dataclasses.replace(self.ctx.cfg, sizes_bytes=(size_bytes,))
             wanted = [c for c in cfg.cells() if c["buffer"] == buffer]
             for comparison, group in cellmod.group_comparisons(wanted):
-                for bench in runner.benchmarks_of(self.ctx, cellmod.measure_comparison(self.ctx, comparison, group)):
+                benches = runner.benchmarks_of(self.ctx, cellmod.measure_comparison(self.ctx, comparison, group))
+                results.derive(benches)  # overlap efficiency and speedup, paired, as in results.json
+                for bench in benches:
                     p = bench["params"]
                     self.cells[(p["mode"], p["buffer"], p["source"], p["size_bytes"])] = bench
         return self.cells[key]

@@ -40,6 +40,8 @@ def test_torchrun_suite_writes_pytest_benchmark_json(tmp_path):
         assert extra["rounds"] == 3 and extra["ops_per_sample"] >= 1
         assert min(bench["stats"]["data"]) * extra["ops_per_sample"] == pytest.approx(extra["sample_s_min"])
         comparisons.setdefault(extra["comparison"], set()).add(extra["source"])
+        if extra["mode"] == "ag_rs":
+            assert "overlap_efficiency_ci" in extra and "speedup_vs_single_comm_ci" in extra
     assert set(comparisons) == {"dense-4KiB-eager", "expert-4KiB-eager"}
     assert all(len(sources) == 3 for sources in comparisons.values())  # every source sampled together
     compare = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", str(out)],

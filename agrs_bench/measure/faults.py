@@ -1,7 +1,7 @@
 """Fault injection for the test suite, driven by environment variables. Never set them for real runs.
 
 - `AGRS_BENCH_TEST_SIGNAL=SIGNAME@RANK:CELL` — rank RANK sends itself SIGNAME (KILL or STOP)
-  just before it starts cell number CELL (1-based), while its peers go on into that cell's
+  just before it starts the comparison holding cell number CELL (1-based), while its peers go on into its
   collectives: a rank that dies, or one that stops answering, at a known point of the run.
 - `AGRS_BENCH_TEST_CORRUPT_AG=1` — the `pg_collection` source builds its AG groups from the
   layout with the dp axis moved to the front of the order (what Megatron's

@@ -164,7 +164,8 @@ def salvage(run_dir: str) -> bool:
         return False
     with open(config_path, encoding="utf-8") as fh:
         config = json.load(fh)
-    cells = read_cells(run_dir)
+    # A resumed run measures a half-written comparison again whole: the last copy of a cell wins.
+    cells = list({schema.cell_key(b["params"]): b for b in read_cells(run_dir)}.values())
     done = {schema.cell_id(b["params"]) for b in cells}
     missing = [c for c in config.get("cells", []) if c not in done]
     info = {"backend": config.get("backend"), "world_size": config.get("layout", {}).get("world_size")}
