@@ -55,6 +55,8 @@ def main(out_dir: str) -> dict:
              Part("copy", dev, on("ag", lambda: dst.copy_(src)), ("ag",)),
              Part("both", dev, both, ("compute", "ag")),
              Part("serial", dev, serial, ("compute",))]
+    copy_kernel = re.compile("copy|elementwise", re.IGNORECASE)  # at::native direct_copy_kernel_cuda
+    not_gemm = re.compile("copy|elementwise|spin|sleep", re.IGNORECASE)  # spin_kernel: the hold
     found: dict = {"sleep_cycles_per_s": dev.sleep_cycles_per_s()}
     for exec_mode in ("eager", "graph"):
         plan = TimingPlan(num_warmup=3, num_rounds=8, target_sample_s=2e-3, graph=exec_mode == "graph")
@@ -65,8 +67,6 @@ def main(out_dir: str) -> dict:
                                       ag_rs=samples.per_iter_s["both"])
         found[exec_mode] = {"medians": medians, "ops": samples.ops_per_sample,
                             "info": {p.name: samples.sample_info(p.name) for p in parts}, **pair}
-        copy_kernel = re.compile("copy|elementwise", re.I)  # at::native direct_copy_kernel_cuda
-        not_gemm = re.compile("copy|elementwise|spin|sleep", re.I)  # spin_kernel: the hold
         for part in ("both", "serial"):
             found[exec_mode][f"trace_{part}"] = tracing.overlap_info(
                 sampler, part, f"{exec_mode}-{part}", out_dir, 0,

@@ -118,9 +118,9 @@ class PairedSamples:
         if self.short(name):
             why = (f"ops per sample fixed or capped at {self.ops_per_sample}" if self.capped
                    else "this part ran faster in some rounds than in the calibration round")
-            info["warnings"] = [f"samples fell short of the {self.target_sample_s * 1e3:g} ms budget: "
-                                f"shortest {info['sample_s_min'] * 1e3:.3g} ms "
-                                f"({self.ops_per_sample} ops per sample; {why})"]
+            info["warnings"] = [(f"samples fell short of the {self.target_sample_s * 1e3:g} ms budget: "
+                                 f"shortest {info['sample_s_min'] * 1e3:.3g} ms "
+                                 f"({self.ops_per_sample} ops per sample; {why})")]
         return info
 
 

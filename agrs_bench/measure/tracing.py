@@ -13,7 +13,6 @@ import json
 import os
 from typing import Any
 
-
 import torch.distributed as dist
 from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -74,5 +73,3 @@ def overlap_info(sampler: Sampler, part: str, cell: str, run_dir: str, rank: int
         info["trace_overlap_fraction_ci"] = interval.bounds()
     return info
 
-
-__all__ = ["overlap_info", "record", "trace_file", "TRACE_DIR"]
