@@ -43,7 +43,7 @@ def _cell(doc, **params):
 @pytest.fixture(scope="module")
 def gpu_run(tmp_path_factory):
     return _run(tmp_path_factory.mktemp("gpu"), "r", "--sizes", "64MiB", "--iters", "15",
-                "--layers", "4", "--step-sizes", "32MiB", "--buffers", "dense")
+                "--layers", "4", "--step-sizes", "32MiB", "--buffers", "dense", "--trace")
 
 
 @needs_two
@@ -58,6 +58,17 @@ def test_ag_rs_on_two_communicators_no_slower_than_one(gpu_run):
     single = _cell(gpu_run, mode="ag_rs", source="single_comm")["stats"]["data"]
     separate = _cell(gpu_run, mode="ag_rs", source="pg_collection")["stats"]["data"]
     assert statistics.median(separate) <= statistics.median(single) * NOISE
+
+
+@needs_two
+def test_trace_sees_two_communicators_overlap_at_least_as_much_as_one(gpu_run):
+    single = _cell(gpu_run, mode="ag_rs", source="single_comm")["extra_info"]
+    separate = _cell(gpu_run, mode="ag_rs", source="pg_collection")["extra_info"]
+    assert single["trace_file"].startswith("traces/") and single["trace_overlap_fraction"] is not None
+    assert single["trace_overlap_fraction"] <= 0.01  # one communicator: NCCL runs its ops in turn
+    assert separate["trace_overlap_fraction"] >= single["trace_overlap_fraction"]
+    low, high = separate["overlap_efficiency_ci"]
+    assert low <= separate["overlap_efficiency"] <= high
 
 
 @needs_two
