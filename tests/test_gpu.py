@@ -150,5 +150,6 @@ def test_trace_sees_copy_beside_gemm_only_on_two_streams(probe, exec_mode):
                     + (both.get("trace_overlap_reason") or serial.get("trace_overlap_reason")))
     assert both["trace_overlap_fraction"] is not None, both
     assert 0.0 <= both["trace_overlap_fraction"] <= 1.0
-    assert serial["trace_overlap_fraction"] <= 0.01  # one stream: kernels never overlap
-    assert both["trace_overlap_fraction"] >= serial["trace_overlap_fraction"]
+    # One stream runs its kernels in turn (a dependent launch may start in its predecessor's tail).
+    assert serial["trace_overlap_fraction"] <= 0.1
+    assert both["trace_overlap_fraction"] + 0.02 >= serial["trace_overlap_fraction"]
