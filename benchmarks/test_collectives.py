@@ -1,4 +1,4 @@
-"""ag, rs and ag_rs of every buffer and group source, one synchronized iteration per round."""
+"""ag, rs and ag_rs of every buffer and group source: the engine's samples, as `run` takes them."""
 
 from __future__ import annotations
 
@@ -7,42 +7,49 @@ import os
 import pytest
 import torch
 
-from agrs_bench.measure import buffers as bufs
 from agrs_bench.config.run_config import parse_sizes
-from agrs_bench.groups import BUFFERS, RS_GROUP_KIND
+from agrs_bench.groups import BUFFERS
 from agrs_bench.vocab import DEFAULT_SOURCES as SOURCES  # megatron_core needs the megatron extra
-from agrs_bench.measure.kernels import CollectiveKernel
-from agrs_bench.vocab import COLLECTIVE_MODES
-from agrs_bench.results.schema import size_label
+from agrs_bench.vocab import COLLECTIVE_MODES, size_label
 
-DEFAULT_SIZES = "1MiB,64MiB" if torch.cuda.is_available() else "64KiB,1MiB"
-SIZES = parse_sizes(os.environ.get("AGRS_BENCH_SIZES", DEFAULT_SIZES))
-ROUNDS = int(os.environ.get("AGRS_BENCH_ROUNDS", "20"))
-WARMUP = int(os.environ.get("AGRS_BENCH_WARMUP", "3"))
+SIZES = parse_sizes(os.environ.get("AGRS_BENCH_SIZES")
+                    or ("1MiB,64MiB" if torch.cuda.is_available() else "64KiB,1MiB"))
 
 
+class ReplayClock:
+    """A pytest-benchmark timer that replays samples the engine took: a round's start reads 0,
+    its end reads the round's sample. Load the samples, then run `pedantic` with one iteration
+    per round, no warm-up rounds, and as many rounds as samples."""
+
+    __name__ = "engine_samples_max_over_ranks"
+
+    def __init__(self) -> None:
+        self._samples: list[float] = []
+        self._calls = 0
+
+    def load(self, samples: list[float]) -> None:
+        self._samples, self._calls = list(samples), 0
+
+    def __call__(self) -> float:
+        index, end = divmod(self._calls, 2)
+        self._calls += 1
+        return self._samples[index] if end else 0.0
+
+
+CLOCK = ReplayClock()
+
+
+@pytest.mark.benchmark(timer=CLOCK)
 @pytest.mark.parametrize("size_bytes", SIZES, ids=size_label)
 @pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("buffer", BUFFERS)
 @pytest.mark.parametrize("mode", COLLECTIVE_MODES)
 def test_collective(benchmark, bench_env, mode, buffer, source, size_bytes):
-    env = bench_env
-    ranks = env.layout.group_of(RS_GROUP_KIND[buffer], env.info.rank)
-    buf = bufs.make_buffer(buffer, size_bytes, bufs.DTYPES[env.dtype], ranks, env.dev.device)
-    group = env.sources[source].group
-    kernel = CollectiveKernel(env.dev, mode, buf, group(buffer, "ag"), group(buffer, "rs"))
-
-    def one_iteration() -> None:
-        pending: list = []
-        env.dev.fork(kernel.roles)
-        kernel(pending)
-        env.dev.join(pending)
-        env.dev.synchronize()
-
+    cell = bench_env.cell(mode, buffer, source, size_bytes)
+    samples = cell["stats"]["data"]
     benchmark.group = f"{mode} {buffer} {size_label(size_bytes)}"
-    benchmark.extra_info.update(mode=mode, buffer=buffer, source=source, size_bytes=size_bytes,
-                                dtype=env.dtype, world_size=env.info.world_size, group_size=len(ranks),
-                                backend=env.info.backend)
-    # Same rounds on every rank, no calibration; the barrier (CPU) runs untimed before each round.
-    benchmark.pedantic(one_iteration, setup=env.dev.sample_start, rounds=ROUNDS, iterations=1,
-                       warmup_rounds=WARMUP)
+    benchmark.extra_info.update(
+        {k: v for k, v in cell["extra_info"].items() if isinstance(v, (int, float, str, bool, list)) or v is None},
+        **cell["params"], backend=bench_env.info.backend)
+    CLOCK.load(samples)
+    benchmark.pedantic(lambda: None, rounds=len(samples), iterations=1, warmup_rounds=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 
 import torch
 import torch.distributed as dist

@@ -72,7 +72,8 @@ def launch(*, scale: float | Mapping[str, float] = 1.0, noise: float | Callable[
                     base_s = 1e-5 + size / 100e9 * (2 if mode == "ag_rs" else 1)
                     offset = 1 + rng.normal(0, rel / 4 if launch_offset is None else launch_offset)
                     data = base_s * factor * common * offset * (1 + rng.normal(0, rel, num_samples))
-                    info = dict((extra or {}).get(name, {}))
+                    # Cells of one buffer and size are one comparison (sampled in the same rounds).
+                    info = {"comparison": f"{buffer}-{size}-eager", **(extra or {}).get(name, {})}
                     benches.append(results.make_benchmark(params, np.abs(data).tolist(), 10, info, {}))
     if step:
         for source in SOURCES:
@@ -81,7 +82,7 @@ def launch(*, scale: float | Mapping[str, float] = 1.0, noise: float | Callable[
                       "group_size": world_size}
             step_s = 4e-3 if source == "single_comm" else 3.5e-3
             data = step_s * (1 + rng.normal(0, 0.01, num_samples))
-            info = {"compute_only_s": 3e-3, "comm_only_s": 2e-3, "exposed_comm_s": step_s - 3e-3,
+            info = {"comparison": "fsdp_step-dense+expert-16MiB-eager", "compute_only_s": 3e-3, "comm_only_s": 2e-3, "exposed_comm_s": step_s - 3e-3,
                     "compute_slowdown": 1.02, "exposed_comm_fraction": (step_s - 3e-3) / step_s}
             info.update((extra or {}).get(results.schema.cell_id(params), {}))
             benches.append(results.make_benchmark(params, np.abs(data).tolist(), 1, info, {}))

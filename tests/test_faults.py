@@ -17,6 +17,7 @@ MARGIN_S = 20
 ARGS = [*launch.FAST, "--modes", "ag,ag_rs", "--sources", "single_comm,pg_collection",
         "--buffers", "dense", "--timeout", str(TIMEOUT_S)]
 CELLS = 2 * 2 * 2  # sizes x sources x modes
+DONE = 4  # the first comparison (4KiB: both sources, both modes) finishes before the fault
 
 
 def _doc(run_dir):
@@ -33,34 +34,36 @@ def _cells(run_dir):
 
 
 def _faulted_run(tmp_path, signal_name):
-    """A 2-rank run whose rank 1 gets `signal_name` before cell 3: (run dir, result, seconds from
-    the fault to the end). Every such run fails, names cell 3 and leaves no process behind."""
+    """A 2-rank run whose rank 1 gets `signal_name` before cell 5, the first of the second
+    comparison: (run dir, result, seconds from the fault to the end). Every such run fails, names
+    that comparison and leaves no process behind."""
     out = tmp_path / "run"
     done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS),
-                      env_extra={"AGRS_BENCH_TEST_SIGNAL": f"{signal_name}@1:3"})
+                      env_extra={"AGRS_BENCH_TEST_SIGNAL": f"{signal_name}@1:5"})
     assert done.returncode != 0
     assert not done.leftover_pids
-    assert "cell ag-dense-pg_collection-4KiB (3/8)" in done.stderr
+    assert "comparison dense-32KiB-eager (cells 5-8/8: ag-dense-single_comm-32KiB" in done.stderr
     return out, done, done.ended_at - _fault_time(out)
 
 
 def test_killed_rank_keeps_finished_cells_and_resume_completes(tmp_path):
     out, done, took_s = _faulted_run(tmp_path, "KILL")
     assert took_s < TIMEOUT_S + MARGIN_S, (took_s, done.stderr[-2000:])
-    assert len(_cells(out)) == 2
+    assert len(_cells(out)) == DONE
     doc = _doc(out)
     assert doc["agrs_bench"]["complete"] is False
-    assert len(doc["benchmarks"]) == 2 and len(doc["agrs_bench"]["missing_cells"]) == CELLS - 2
+    assert len(doc["benchmarks"]) == DONE and len(doc["agrs_bench"]["missing_cells"]) == CELLS - DONE
     assert "ag_rs-dense-pg_collection-32KiB" in doc["agrs_bench"]["missing_cells"]
 
     resumed = launch.run(launch.torchrun_cmd(2, "--resume", str(out), *ARGS))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming: 2 finished" in resumed.stdout
+    assert f"resuming: {DONE} finished" in resumed.stdout
     doc = _doc(out)
-    assert doc["agrs_bench"]["complete"] is True and doc["agrs_bench"]["resumed_cells"] == 2
+    assert doc["agrs_bench"]["complete"] is True and doc["agrs_bench"]["resumed_cells"] == DONE
     assert len(doc["benchmarks"]) == CELLS and len(_cells(out)) == CELLS
-    pair = next(b for b in doc["benchmarks"] if b["name"] == "agrs[ag_rs-dense-pg_collection-4KiB]")
-    assert "speedup_vs_single_comm" in pair["extra_info"]  # derived across both parts
+    for size in ("4KiB", "32KiB"):  # each comparison measured whole, in one part of the run or the other
+        pair = next(b for b in doc["benchmarks"] if b["name"] == f"agrs[ag_rs-dense-pg_collection-{size}]")
+        assert "speedup_vs_single_comm_ci" in pair["extra_info"]  # paired within its comparison
 
 
 def test_stopped_rank_times_out_and_every_process_ends(tmp_path):
@@ -69,16 +72,16 @@ def test_stopped_rank_times_out_and_every_process_ends(tmp_path):
     # What fired: gloo's own timeout ("Timed out ...") or, when that loses the race, our watchdog.
     assert any(word in done.stderr for word in ("Timed out", "timed out", "still running after")), \
         done.stderr[-3000:]
-    assert _doc(out)["agrs_bench"]["complete"] is False and len(_cells(out)) == 2
+    assert _doc(out)["agrs_bench"]["complete"] is False and len(_cells(out)) == DONE
 
 
 def test_self_launch_rebuilds_results_when_rank_0_dies(tmp_path):
     out = tmp_path / "run"
     done = launch.run([sys.executable, "-m", "agrs_bench.run", "--out", str(out), *ARGS],
-                      env_extra={"AGRS_BENCH_TEST_SIGNAL": "KILL@0:3"})
+                      env_extra={"AGRS_BENCH_TEST_SIGNAL": "KILL@0:5"})
     assert done.returncode != 0 and not done.leftover_pids
     assert "rebuilt" in done.stderr
     doc = _doc(out)
     assert doc["agrs_bench"]["complete"] is False and doc["agrs_bench"]["rebuilt_from_cells"] is True
-    assert len(doc["benchmarks"]) == 2 and len(doc["agrs_bench"]["missing_cells"]) == CELLS - 2
+    assert len(doc["benchmarks"]) == DONE and len(doc["agrs_bench"]["missing_cells"]) == CELLS - DONE
     assert (out / "report.md").exists()

@@ -143,10 +143,24 @@ def test_speedup_uses_single_comm_of_the_same_options():
     def cell(mode, source, seconds, options):
         params = {"mode": mode, "buffer": "dense", "source": source, "size_bytes": 1 << 20, "dtype": "bf16",
                   "world_size": 2, "group_size": 2, "nccl_options": options}
-        return results.make_benchmark(params, [seconds] * 3, 1, {}, {})
+        return results.make_benchmark(params, [seconds] * 3, 1, {"comparison": "dense-1MiB-eager"}, {})
 
     opts = "ag:hp/rs:default"
     doc = results.build_document(
         [cell("ag_rs", "single_comm", 2.0, opts), cell("ag_rs", "pg_collection", 1.0, opts)],
         machine_info={}, commit_info={}, config={}, missing_cells=[], started_utc="x")
     assert doc["benchmarks"][1]["extra_info"]["speedup_vs_single_comm"] == 2.0
+    assert doc["benchmarks"][1]["extra_info"]["speedup_vs_single_comm_ci"] == [2.0, 2.0]
+
+
+def test_cells_not_sampled_together_get_no_paired_figure():
+    from agrs_bench.results import files as results
+
+    def cell(mode, comparison):
+        params = {"mode": mode, "buffer": "dense", "source": "pg_collection", "size_bytes": 1 << 20,
+                  "dtype": "bf16", "world_size": 2, "group_size": 2}
+        return results.make_benchmark(params, [1.0] * 3, 1, {"comparison": comparison}, {})
+
+    doc = results.build_document([cell("ag", "x"), cell("rs", "x"), cell("ag_rs", "y")], machine_info={},
+                                 commit_info={}, config={}, missing_cells=[], started_utc="x")
+    assert "overlap_efficiency" not in doc["benchmarks"][2]["extra_info"]

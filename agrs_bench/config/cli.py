@@ -8,7 +8,7 @@ import importlib.util
 import os
 
 from agrs_bench.config import toml_file as config_file
-from agrs_bench.config.run_config import RunConfig, parse_choices, parse_gemm, parse_sizes
+from agrs_bench.config.run_config import DEFAULT_SAMPLE_MS, RunConfig, parse_choices, parse_gemm, parse_sizes
 from agrs_bench.errors import ArgumentParser, ConfigError
 from agrs_bench.vocab import (BUFFERS, DEFAULT_ISSUE, DEFAULT_SOURCES, ISSUE_STYLES, MEGATRON_INSTALL, MODES,
                               SOURCES)
@@ -18,9 +18,9 @@ from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 # Defaults that serve: a full sweep on GPUs; on CPU, small enough to end in about a minute.
 DEFAULTS = {
     "nccl": {"sizes": "1MiB:1GiB:x4", "step_sizes": "64MiB", "gemm": "8192x8192x3072",
-             "warmup": 5, "samples": 20, "target_sample_ms": 2.0, "timeout": 600.0},
+             "warmup": 5, "samples": 20, "timeout": 600.0},
     "gloo": {"sizes": "16KiB,256KiB", "step_sizes": "64KiB", "gemm": "64x64x64",
-             "warmup": 2, "samples": 5, "target_sample_ms": 5.0, "timeout": 120.0},
+             "warmup": 2, "samples": 5, "timeout": 120.0},
 }
 DEFAULT_MODES = "ag,rs,ag_rs,fsdp_step"
 EXIT_STATUSES = (
@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iters", type=int, help="timed samples per cell")
     parser.add_argument("--ops-per-sample", type=int, default=0,
                         help="back-to-back iterations per timed sample (0: from --sample-ms)")
-    parser.add_argument("--sample-ms", type=float, help="with --ops-per-sample 0, aim for samples this long")
+    parser.add_argument("--sample-ms", type=float,
+                        help=f"with --ops-per-sample 0, every sample lasts at least this long (default {DEFAULT_SAMPLE_MS:g})")
     parser.add_argument("--layers", type=int, default=8, help="fsdp_step: layers per step")
     parser.add_argument("--step-sizes", help="fsdp_step: bucket bytes per layer and buffer kind")
     parser.add_argument("--gemm", help="fsdp_step: per-layer GEMM MxNxK")
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-telemetry", action="store_true", help="do not sample NVML during cells")
     parser.add_argument("--graph", action="store_true",
                         help="also measure every cell captured in a CUDA graph (NCCL only)")
+    parser.add_argument("--trace", action="store_true",
+                        help="record a profiler trace of a few samples of every ag_rs cell (RUN_DIR/traces/, "
+                             "Perfetto) and the overlap read from its kernel timeline")
     parser.add_argument("--ag-nccl-options", default="default",
                         help="AG groups' NCCL options: high_priority,min_ctas=N,max_ctas=N,cga_cluster_size=N")
     parser.add_argument("--rs-nccl-options", default="default", help="RS groups' NCCL options (same keys)")
@@ -124,7 +128,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         num_warmup=defaults["warmup"] if args.warmup is None else args.warmup,
         num_samples=defaults["samples"] if args.iters is None else args.iters,
         ops_per_sample=args.ops_per_sample,
-        target_sample_ms=defaults["target_sample_ms"] if args.sample_ms is None else args.sample_ms,
+        target_sample_ms=DEFAULT_SAMPLE_MS if args.sample_ms is None else args.sample_ms,
         step_layers=args.layers,
         step_sizes_bytes=parse_sizes(args.step_sizes or defaults["step_sizes"]),
         gemm_mnk=parse_gemm(args.gemm or defaults["gemm"]),
@@ -135,6 +139,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         telemetry=not args.no_telemetry,
         hide_launch=not args.launch_bound,
         graph=args.graph,
+        trace=args.trace,
         ag_options=parse_nccl_options(args.ag_nccl_options),
         rs_options=parse_nccl_options(args.rs_nccl_options),
         sweep_nccl_options=args.sweep_nccl_options,

@@ -16,6 +16,8 @@ from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
 UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1024**2, "MIB": 1024**2, "G": 1024**3,
          "GIB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 MAX_SIZE_BYTES = 1 << 40
+DEFAULT_SAMPLE_MS = 2.0
+"""--sample-ms: every timed sample of every part lasts at least this long (the one default)."""
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
 
 
@@ -99,8 +101,8 @@ class RunConfig:
     """Timed samples per cell."""
     ops_per_sample: int = 0
     """Back-to-back iterations per sample; 0 picks it from target_sample_ms."""
-    target_sample_ms: float = 2.0
-    """With ops_per_sample=0: aim for samples this long."""
+    target_sample_ms: float = DEFAULT_SAMPLE_MS
+    """With ops_per_sample=0: every sample of every part lasts at least this long."""
     step_layers: int = 8
     """fsdp_step: number of layers."""
     step_sizes_bytes: tuple[int, ...] = (64 * 1024**2,)
@@ -121,6 +123,8 @@ class RunConfig:
     """Also time ag and rs the way nccl-tests does (N ops between one event pair, one stream)."""
     graph: bool = False
     """Also measure every cell with its timed iterations captured in one CUDA graph."""
+    trace: bool = False
+    """Record a profiler trace of a few samples of every ag_rs cell (RUN_DIR/traces/)."""
     ag_options: NcclOptions = NcclOptions()
     """NCCL options of the AG groups."""
     rs_options: NcclOptions = NcclOptions()
@@ -186,7 +190,7 @@ class RunConfig:
             "step_sizes_bytes": list(self.step_sizes_bytes), "gemm_mnk": list(self.gemm_mnk),
             "timeout_s": self.timeout_s, "check": self.check, "layout": self.layout.describe(),
             "backend": self.backend, "reference": self.reference, "hide_launch": self.hide_launch,
-            "telemetry": self.telemetry, "graph": self.graph, "ag_options": self.ag_options.label(),
+            "telemetry": self.telemetry, "graph": self.graph, "trace": self.trace, "ag_options": self.ag_options.label(),
             "rs_options": self.rs_options.label(), "sweep_nccl_options": self.sweep_nccl_options,
             "issues": list(self.issues), "argv": self.extra.get("argv", []),
         }

@@ -55,7 +55,6 @@ class ShardedBuffer:
     """One bucket's tensors. AG reads `param_shard` into `param_full`; RS reads `grad_full` into
     `grad_shard`. AG and RS never touch the same memory, so running them together is safe."""
 
-    kind: str
     group_ranks: list[int]
     param_shard: torch.Tensor
     param_full: torch.Tensor
@@ -71,7 +70,7 @@ def make_buffer(kind: str, size_bytes: int, dtype: torch.dtype, group_ranks: lis
     n = len(group_ranks)
     numel = shard_numel(size_bytes, torch.empty((), dtype=dtype).element_size(), n)
     return ShardedBuffer(
-        kind=kind, group_ranks=list(group_ranks),
+        group_ranks=list(group_ranks),
         param_shard=torch.empty(numel, dtype=dtype, device=device),
         param_full=torch.empty(numel * n, dtype=dtype, device=device),
         grad_full=torch.empty(numel * n, dtype=dtype, device=device),

@@ -1,28 +1,93 @@
-"""Measure one cell: fill and poison its buffers, time it, verify its outputs on every rank."""
+"""Comparisons: the cells that are sampled together, and what each cell records.
+
+A comparison is every collective cell of one (buffer, size, exec) — ag, rs and ag_rs under every
+source and NCCL options pair of the run, single_comm included — or every fsdp_step cell of one
+(bucket size, exec), each step with its compute-only and comm-only variants. Its parts are timed
+interleaved (timing.Sampler), so the figures that compare them (overlap efficiency, speedup,
+exposed communication) are paired per round. Output checks stay per part: fill and poison, run,
+verify on every rank, agree — before anything is timed.
+"""
 
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 
-from agrs_bench.measure import buffers as bufs
 from agrs_bench.config.run_config import RunConfig
+from agrs_bench.groups import ag_shares_rs_comm
+from agrs_bench.measure import buffers as bufs
+from agrs_bench.measure import tracing
 from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
-from agrs_bench.measure.timing import Samples, TimingPlan, measure, measure_graph, time_back_to_back
+from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan
+from agrs_bench.analysis.paired import per_round_means
+from agrs_bench.results import schema
+from agrs_bench.vocab import size_label
+
+REFERENCE_METHOD = ("nccl-tests style: ops_per_sample back-to-back ops on one stream per event pair, "
+                    "held like the measurement, sampled in the same rounds")
 
 
 class OutputCheckError(RuntimeError):
     """A collective wrote a wrong element: names the cell, the rank and the first wrong element."""
 
 
-def plan_of(cfg: RunConfig) -> TimingPlan:
-    return TimingPlan(num_warmup=cfg.num_warmup, num_samples=cfg.num_samples,
+def comparison_id(params: dict[str, Any]) -> str:
+    """The interleaved group a cell is sampled in (results: extra_info.comparison)."""
+    head = "fsdp_step-" if params["mode"] == "fsdp_step" else ""
+    return f"{head}{params['buffer']}-{size_label(int(params['size_bytes']))}-{params.get('exec', 'eager')}"
+
+
+def group_comparisons(cells: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The run's cells as comparisons, in order of first appearance, cells in run order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cell in cells:
+        groups.setdefault(comparison_id(cell), []).append(cell)
+    return list(groups.items())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """What measuring a comparison needs from the run, on this rank."""
+
+    cfg: RunConfig
+    rank: int
+    world_size: int
+    handles: dict[str, Any]
+    """NCCL options label -> device handle (its role streams)."""
+    sources: dict[tuple[str, str], Any]
+    """(source, NCCL options label) -> group source."""
+    group_ranks: dict[str, list[int]]
+    """Buffer kind -> the ranks of this rank's group."""
+    link_gbps: float | None = None
+    """The slowest GPU's per-direction link rate (the link floor of ag_rs)."""
+
+    @property
+    def dev(self) -> Any:
+        return next(iter(self.handles.values()))
+
+    def name(self, cell: dict[str, Any]) -> str:
+        return schema.cell_id(dict(cell, world_size=self.world_size))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One finished cell: its params, its samples (seconds per iteration, one per round) and
+    extra_info; results.files.make_benchmark turns it into a benchmark."""
+
+    params: dict[str, Any]
+    data: tuple[float, ...]
+    extra: dict[str, Any]
+
+
+def plan_of(cfg: RunConfig, exec_mode: str) -> TimingPlan:
+    return TimingPlan(num_warmup=cfg.num_warmup, num_rounds=cfg.num_samples,
                       ops_per_sample=cfg.ops_per_sample, target_sample_s=cfg.target_sample_ms / 1e3,
-                      hide_launch=cfg.hide_launch)
+                      hide_launch=cfg.hide_launch, graph=exec_mode == "graph")
 
 
 def _problems(buf: bufs.ShardedBuffer, mode: str, rank: int, base: int) -> list[str]:
@@ -47,35 +112,103 @@ def agree_on_check(cell: str, rank: int, mine: list[str]) -> None:
         raise OutputCheckError(f"output check failed in cell {cell}: " + "; ".join(wrong[:4]))
 
 
-def _timed(dev, cell: dict, kernel, plan: TimingPlan) -> Samples:
-    timer = measure_graph if cell.get("exec") == "graph" else measure
-    return timer(dev, kernel, kernel.roles, plan)
+def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.ShardedBuffer]],
+             rs_scale: int = 1) -> Callable[[Callable[[], None]], None] | None:
+    """Fill and poison the buffers of `cell`, run one sample, verify it on every rank, agree.
+    `rs_scale`: the kernel's RS input scale (n under ReduceOp.AVG, so the expected sums hold)."""
+    if not ctx.cfg.check:
+        return None
+    dev, name = ctx.handles[cell["nccl_options"]], ctx.name(cell)
+
+    def check(run_sample: Callable[[], None]) -> None:
+        for layer in layers:
+            for kind, buf in layer.items():
+                bufs.fill_for_check(buf, ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_scale=rs_scale)
+        run_sample()
+        dev.synchronize()
+        agree_on_check(name, ctx.rank, [
+            f"{'layer ' + str(i) + ' ' + kind + ': ' if len(layers) > 1 else ''}{p}"
+            for i, layer in enumerate(layers) for kind, buf in layer.items()
+            for p in _problems(buf, cell["mode"], ctx.rank, bufs.pattern_base(kind, cell["source"]))])
+    return check
 
 
-def reference(dev, cell: dict, buf: bufs.ShardedBuffer, group) -> dict[str, Any]:
-    """nccl-tests' method on the same buffer and group: 20 ops on one stream per event pair."""
-    if cell["mode"] == "ag":
-        per_op = time_back_to_back(dev, lambda: all_gather(buf.param_full, buf.param_shard, group=group))
-    else:
-        per_op = time_back_to_back(dev, lambda: reduce_scatter(buf.grad_shard, buf.grad_full, group=group))
-    return {"reference_method": "20 back-to-back ops per event pair, one stream, median of 5",
-            "reference_s": statistics.median(per_op)}
+def _reference_iteration(mode: str, buf: bufs.ShardedBuffer, group: Any) -> Callable[[list], None]:
+    """nccl-tests' loop body: one op on the current stream, nothing else."""
+    if mode == "ag":
+        return lambda pending: all_gather(buf.param_full, buf.param_shard, group=group)
+    return lambda pending: reduce_scatter(buf.grad_shard, buf.grad_full, group=group)
 
 
-def measure_collective(dev, cfg: RunConfig, cell: dict, cell_name: str, source, buf: bufs.ShardedBuffer,
-                       rank: int) -> tuple[Samples, dict[str, Any]]:
-    ag_group, rs_group = source.group(cell["buffer"], "ag"), source.group(cell["buffer"], "rs")
-    kernel = make_kernel(cell.get("issue", "role_streams"), dev, cell["mode"], buf, ag_group, rs_group)
-    base = bufs.pattern_base(cell["buffer"], cell["source"])
-    if cfg.check:
-        bufs.fill_for_check(buf, rank, base, rs_scale=kernel.rs_input_scale)
-    samples = _timed(dev, cell, kernel, plan_of(cfg))
-    if cfg.check:
-        agree_on_check(cell_name, rank, _problems(buf, cell["mode"], rank, base))
-    extra: dict[str, Any] = kernel.describe()
-    if cfg.reference and cell["mode"] in ("ag", "rs") and cell.get("exec", "eager") == "eager":
-        extra |= reference(dev, cell, buf, ag_group if cell["mode"] == "ag" else rs_group)
-    return samples, extra
+def _reference_info(ctx: Context, cell: dict[str, Any], samples: PairedSamples | None) -> dict[str, Any]:
+    if cell["mode"] not in ("ag", "rs"):
+        return {}
+    if not ctx.cfg.reference:
+        return {"reference_omitted": "--no-reference"}
+    if cell.get("exec", "eager") != "eager":
+        return {"reference_omitted": "CUDA graph cell: the reference is timed eagerly, in the eager cell"}
+    name = "reference:" + ctx.name(cell)
+    device_s, host_s = samples.estimate_s[name]
+    if ctx.dev.is_cuda and host_s >= device_s:
+        return {"reference_omitted": f"launch-bound: the host issues one op in {host_s * 1e6:.1f} us and the "
+                                     f"device runs it in {device_s * 1e6:.1f} us, so nccl-tests' loop "
+                                     "times the host here"}
+    return {"reference_s": statistics.median(samples.per_iter_s[name]), "reference_method": REFERENCE_METHOD,
+            "reference_sample_s_min": samples.sample_s_min(name)}
+
+
+def _common(ctx: Context, cell: dict[str, Any], comparison: str) -> dict[str, Any]:
+    extra: dict[str, Any] = {"comparison": comparison, "checked": ctx.cfg.check}
+    source = ctx.sources[(cell["source"], cell["nccl_options"])]
+    kinds = ctx.cfg.buffers if cell["mode"] == "fsdp_step" else (cell["buffer"],)
+    shares = {kind: ag_shares_rs_comm(source, kind) for kind in kinds}
+    extra["ag_shares_rs_comm"] = any(shares.values())  # some AG ran on its RS communicator
+    if len(kinds) > 1:
+        extra["ag_shares_rs_comm_by_buffer"] = shares
+    if ctx.link_gbps:
+        extra["link_gbps_per_direction"] = ctx.link_gbps
+    return extra
+
+
+def _merge_warnings(extra: dict[str, Any], warnings: list[str]) -> None:
+    if warnings:
+        extra.setdefault("warnings", []).extend(warnings)
+
+
+def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[Measured]:
+    """ag, rs and ag_rs of one buffer and size, every source and options pair, interleaved."""
+    cfg, first = ctx.cfg, cells[0]
+    kind = first["buffer"]
+    buf = bufs.make_buffer(kind, first["size_bytes"], bufs.DTYPES[cfg.dtype], ctx.group_ranks[kind],
+                           ctx.dev.device)
+    parts, kernels = [], {}
+    for cell in cells:
+        dev, source = ctx.handles[cell["nccl_options"]], ctx.sources[(cell["source"], cell["nccl_options"])]
+        ag_group, rs_group = source.group(kind, "ag"), source.group(kind, "rs")
+        kernel = make_kernel(cell.get("issue", "role_streams"), dev, cell["mode"], buf, ag_group, rs_group)
+        kernels[ctx.name(cell)] = kernel
+        parts.append(Part(ctx.name(cell), dev, kernel, kernel.roles,
+                          _checker(ctx, cell, [{kind: buf}], rs_scale=kernel.rs_input_scale)))
+        if cfg.reference and cell["mode"] in ("ag", "rs") and cell.get("exec", "eager") == "eager":
+            group = ag_group if cell["mode"] == "ag" else rs_group
+            parts.append(Part("reference:" + ctx.name(cell), dev, _reference_iteration(cell["mode"], buf, group), ()))
+    sampler = Sampler(parts, plan_of(cfg, first.get("exec", "eager")))
+    samples = sampler.run()
+    measured = []
+    for cell in cells:
+        name = ctx.name(cell)
+        info = samples.sample_info(name)
+        warnings = info.pop("warnings", [])
+        extra = {**_common(ctx, cell, comparison), **kernels[name].describe(), **info,
+                 **_reference_info(ctx, cell, samples),
+                 "shard_bytes": buf.param_shard.numel() * buf.param_shard.element_size(),
+                 "group_ranks": list(buf.group_ranks)}
+        if cell["mode"] == "ag_rs" and cfg.trace:
+            extra.update(tracing.overlap_info(sampler, name, name, cfg.out_dir, ctx.rank))
+        _merge_warnings(extra, warnings)
+        params = dict(cell, world_size=ctx.world_size, group_size=len(buf.group_ranks))
+        measured.append(Measured(params, samples.per_iter_s[name], extra))
+    return measured
 
 
 def make_step_layers(cfg: RunConfig, size_bytes: int, group_ranks: dict[str, list[int]], device
@@ -85,53 +218,71 @@ def make_step_layers(cfg: RunConfig, size_bytes: int, group_ranks: dict[str, lis
              for kind in cfg.buffers} for _ in range(cfg.step_layers)]
 
 
-def measure_step(dev, cfg: RunConfig, cell: dict, cell_name: str, source,
-                 layers: list[dict[str, bufs.ShardedBuffer]], gemm: Gemm, rank: int
-                 ) -> tuple[Samples, dict[str, Any]]:
-    """Time the step, then its compute alone and its communication alone; derive the measures."""
-    groups = {kind: (source.group(kind, "ag"), source.group(kind, "rs")) for kind in cfg.buffers}
-    plan = plan_of(cfg)
-    base = {kind: bufs.pattern_base(kind, cell["source"]) for kind in cfg.buffers}
-    if cfg.check:
-        for layer in layers:
-            for kind, buf in layer.items():
-                bufs.fill_for_check(buf, rank, base[kind])
-    by_variant = {}
-    eager = cell.get("exec", "eager") == "eager"
-    for variant in VARIANTS:
-        kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant, time_compute=eager)
-        samples = _timed(dev, cell, kernel, plan)
-        by_variant[variant] = (samples, kernel)
-        if variant == "step" and cfg.check:
-            found = [f"layer {i} {kind}: {p}" for i, layer in enumerate(layers)
-                     for kind, buf in layer.items() for p in _problems(buf, "fsdp_step", rank, base[kind])]
-            agree_on_check(cell_name, rank, found)
-    step, step_kernel = by_variant["step"]
-    calls = plan.num_samples * step.ops_per_sample
-    step_s = statistics.median(step.per_iter_s)
-    compute_only_s = statistics.median(by_variant["compute_only"][0].per_iter_s)
-    comm_only_s = statistics.median(by_variant["comm_only"][0].per_iter_s)
-    compute_in_step_s = compute_alone_s = None
-    if eager:  # summed GEMM spans in the step and alone, per rank, then the slowest rank's
-        compute_only, compute_kernel = by_variant["compute_only"]
-        spans = torch.tensor([statistics.median(step_kernel.compute_s(calls)),
-                              statistics.median(compute_kernel.compute_s(
-                                  plan.num_samples * compute_only.ops_per_sample))],
-                             dtype=torch.float64, device=dev.device)
-        dist.all_reduce(spans, op=dist.ReduceOp.MAX)
-        compute_in_step_s, compute_alone_s = spans.tolist()
-    extra = {
-        "layers": cfg.step_layers,
-        "gemm_mnk": list(cfg.gemm_mnk),
-        "compute_only_s": compute_only_s,
-        "comm_only_s": comm_only_s,
-        "exposed_comm_s": step_s - compute_only_s,
-        "exposed_comm_fraction": (step_s - compute_only_s) / comm_only_s if comm_only_s else None,
-        "compute_in_step_s": compute_in_step_s,
-        "compute_alone_s": compute_alone_s,
-        # The same GEMMs, timed the same way (summed event spans), with and without communication.
-        "compute_slowdown": compute_in_step_s / compute_alone_s if compute_alone_s else None,
-        "compute_only_data": list(by_variant["compute_only"][0].per_iter_s),
-        "comm_only_data": list(by_variant["comm_only"][0].per_iter_s),
-    }
-    return step, extra
+def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[Measured]:
+    """fsdp_step of one bucket size under every source: step, compute-only and comm-only of each,
+    interleaved. Eager steps also time their GEMMs with events (compute slowdown)."""
+    cfg, first = ctx.cfg, cells[0]
+    eager = first.get("exec", "eager") == "eager"
+    layers = make_step_layers(cfg, first["size_bytes"], ctx.group_ranks, ctx.dev.device)
+    m, n, k = cfg.gemm_mnk
+    gemm = Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], ctx.dev.device)
+    parts, kernels = [], {}
+    for cell in cells:
+        dev, source = ctx.handles[cell["nccl_options"]], ctx.sources[(cell["source"], cell["nccl_options"])]
+        groups = {kind: (source.group(kind, "ag"), source.group(kind, "rs")) for kind in cfg.buffers}
+        for variant in VARIANTS:
+            kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant, time_compute=eager)
+            kernels[(ctx.name(cell), variant)] = kernel
+            check = _checker(ctx, cell, layers) if variant == "step" else None
+            parts.append(Part(f"{variant}:{ctx.name(cell)}", dev, kernel, kernel.roles, check))
+    samples = Sampler(parts, plan_of(cfg, first.get("exec", "eager"))).run()
+    rounds, ops = cfg.num_samples, samples.ops_per_sample
+    spans: dict[tuple[str, str], list[float]] = {}
+    if eager:  # summed GEMM spans per call, the mean per round, then the slowest rank's
+        mine = []
+        for cell in cells:
+            for variant in ("step", "compute_only"):
+                values = per_round_means(kernels[(ctx.name(cell), variant)].compute_s(rounds * ops), rounds)
+                spans[(ctx.name(cell), variant)] = values
+                mine.extend(values)
+        every = torch.tensor(mine, dtype=torch.float64, device=ctx.dev.device)
+        dist.all_reduce(every, op=dist.ReduceOp.MAX)
+        flat = every.cpu().tolist()
+        for index, key in enumerate(spans):
+            spans[key] = flat[index * rounds:(index + 1) * rounds]
+    measured = []
+    for cell in cells:
+        name = ctx.name(cell)
+        info = samples.sample_info(f"step:{name}")
+        warnings = info.pop("warnings", [])
+        variant_min = {v: samples.sample_s_min(f"{v}:{name}") for v in VARIANTS}
+        info["sample_s_min"] = min(variant_min.values())  # every part of the cell counts
+        info["sample_short"] = info["sample_s_min"] < samples.target_sample_s
+        for variant in ("compute_only", "comm_only"):
+            if samples.short(f"{variant}:{name}"):
+                warnings.append(f"{variant} samples fell short of the {samples.target_sample_s * 1e3:g} ms "
+                                f"budget: shortest {variant_min[variant] * 1e3:.3g} ms")
+        extra = {**_common(ctx, cell, comparison), **info, "layers": cfg.step_layers,
+                 "gemm_mnk": list(cfg.gemm_mnk),
+                 "compute_only_data": list(samples.per_iter_s[f"compute_only:{name}"]),
+                 "comm_only_data": list(samples.per_iter_s[f"comm_only:{name}"]),
+                 "group_sizes": {kind: len(r) for kind, r in ctx.group_ranks.items()},
+                 "group_ranks": dict(ctx.group_ranks)}
+        if eager:
+            extra["compute_in_step_data"] = spans[(name, "step")]
+            extra["compute_alone_data"] = spans[(name, "compute_only")]
+        _merge_warnings(extra, warnings)
+        params = dict(cell, world_size=ctx.world_size, group_size=len(ctx.group_ranks[cfg.buffers[0]]))
+        measured.append(Measured(params, samples.per_iter_s[f"step:{name}"], extra))
+    return measured
+
+
+def measure_comparison(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[Measured]:
+    """Every cell of one comparison, sampled together; buffers live only while it runs."""
+    try:
+        if cells[0]["mode"] == "fsdp_step":
+            return measure_steps(ctx, comparison, cells)
+        return measure_collectives(ctx, comparison, cells)
+    finally:
+        if ctx.dev.is_cuda:
+            torch.cuda.empty_cache()  # one comparison's buffers at a time on the device

@@ -20,10 +20,9 @@ ROLES = ("ag", "rs", "compute")
 
 
 class Issued(NamedTuple):
-    """One op in flight: its output, its completion event (CUDA, when asked for), its async
-    handle (gloo), and the role stream it runs on."""
+    """One op in flight: its completion event (CUDA, when asked for), its async handle (gloo),
+    and the role stream it runs on."""
 
-    output: torch.Tensor
     event: Any  # torch.cuda.Event recorded on the role stream after the op, or None
     work: Any  # dist.Work on gloo; None on CUDA, where the role stream carries the dependency
     role: str
@@ -75,7 +74,7 @@ class CpuHandle:
     def issue(self, role: str, collective: Callable[..., Any], output: torch.Tensor, *args,
               record_event: bool = False, **kwargs) -> Issued:
         work = collective(output, *args, async_op=True, **kwargs)
-        return Issued(output, None, work, role)
+        return Issued(None, work, role)
 
     def wait(self, role: str, issued: Issued | None) -> None:
         """Work of `role` issued from now on needs `issued` done (gloo: block until it is)."""
@@ -138,7 +137,7 @@ class CudaHandle:
         with torch.cuda.stream(stream):
             collective(output, *args, async_op=False, **kwargs)
         # Events cost host time, so the hot loops of ag/rs/ag_rs ask for none.
-        return Issued(output, stream.record_event() if record_event else None, None, role)
+        return Issued(stream.record_event() if record_event else None, None, role)
 
     def wait(self, role: str, issued: Issued) -> None:
         """Work of `role` issued from now on waits on the device for `issued` to finish."""
@@ -146,7 +145,7 @@ class CudaHandle:
 
     def mark(self, role: str) -> Issued:
         """An event at the current end of the stream of `role`, for another role to wait on."""
-        return Issued(None, self.streams[role].record_event(), None, role)
+        return Issued(self.streams[role].record_event(), None, role)
 
     def span(self, role: str) -> tuple[CudaTimer, CudaTimer]:
         """A start/end timer pair that `record` on the stream of `role`."""

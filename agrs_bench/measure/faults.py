@@ -1,7 +1,7 @@
 """Fault injection for the test suite, driven by environment variables. Never set them for real runs.
 
 - `AGRS_BENCH_TEST_SIGNAL=SIGNAME@RANK:CELL` — rank RANK sends itself SIGNAME (KILL or STOP)
-  just before it starts cell number CELL (1-based), while its peers go on into that cell's
+  just before it starts the comparison holding cell number CELL (1-based), while its peers go on into its
   collectives: a rank that dies, or one that stops answering, at a known point of the run.
 - `AGRS_BENCH_TEST_CORRUPT_AG=SOURCES` — the named sources (a comma list; `1` means
   `pg_collection`) build their AG groups the way megatron-core's `create_all_gather_groups()`

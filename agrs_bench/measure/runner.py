@@ -6,20 +6,17 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
 from agrs_bench.config.nccl_options import pair_label
 from agrs_bench.config.run_config import RunConfig
-from agrs_bench.groups import RS_GROUP_KIND, ag_shares_rs_comm, build_source, distributed
+from agrs_bench.groups import RS_GROUP_KIND, build_source, distributed
 from agrs_bench.groups import megatron_core
 from agrs_bench.groups.membership import check_membership
-from agrs_bench.measure import buffers as bufs
 from agrs_bench.measure import cells as cellmod
 from agrs_bench.measure import faults as testhooks
 from agrs_bench.measure import telemetry
 from agrs_bench.measure.device import make_handle
-from agrs_bench.measure.step import Gemm
 from agrs_bench.measure.watchdog import Watchdog, margin_s
 from agrs_bench.results import files as results
 from agrs_bench.results import schema
@@ -30,10 +27,8 @@ def _say(rank: int, text: str) -> None:
         print(text, flush=True)
 
 
-
 class CellFailed(RuntimeError):
     """A cell stopped with an error (a peer died, a collective timed out): names the cell."""
-
 
 
 def groups_span_nodes(cfg: RunConfig, nodes: list[str]) -> dict[str, bool]:
@@ -42,50 +37,77 @@ def groups_span_nodes(cfg: RunConfig, nodes: list[str]) -> dict[str, bool]:
             for kind in cfg.buffers}
 
 
+def context(cfg: RunConfig, info: distributed.DistInfo, fixtures: "Fixtures",
+            devices: list[dict] | None = None) -> cellmod.Context:
+    """What every comparison of the run shares, on this rank."""
+    # The slowest GPU's per-direction link rate bounds every group: the link floor of ag_rs.
+    link_gbps = min((d.get("nvml", {}).get("link_gbps_per_direction") or 0 for d in devices or []),
+                    default=0) or None
+    return cellmod.Context(cfg=cfg, rank=info.rank, world_size=info.world_size, handles=fixtures.handles,
+                           sources=fixtures.sources, link_gbps=link_gbps,
+                           group_ranks={kind: cfg.layout.group_of(RS_GROUP_KIND[kind], info.rank)
+                                        for kind in cfg.buffers})
+
+
+def benchmarks_of(ctx: cellmod.Context, measured: list[cellmod.Measured]) -> list[dict]:
+    """The finished cells of a comparison as pytest-benchmark benchmarks."""
+    cfg, dev = ctx.cfg, ctx.dev
+    options = {"timer": "cuda_event" if dev.is_cuda else "perf_counter", "warmup": cfg.num_warmup,
+               "min_rounds": cfg.num_samples, "disable_gc": False, "max_time": 0, "min_time": 0}
+    return [results.make_benchmark(m.params, m.data, m.extra["ops_per_sample"], m.extra, options)
+            for m in measured]
+
+
 def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: "Fixtures", finished: list,
                 *, skip: set, nodes: list[str], watchdog: Watchdog, devices: list[dict]) -> None:
-    """Every cell not in `skip`, in order; each finished cell goes to `finished` and (rank 0) to
-    cells.jsonl at once. A cell that fails raises CellFailed naming it."""
-    rank, layout = info.rank, cfg.layout
-    group_ranks = {kind: layout.group_of(RS_GROUP_KIND[kind], rank) for kind in cfg.buffers}
-    todo = cfg.cells()
+    """Every comparison not wholly in `skip`, in order; its cells go to `finished` and (rank 0)
+    to cells.jsonl as soon as the comparison ends. A comparison is the unit of resuming: one
+    with a cell missing is measured again whole, so its figures stay paired. A comparison that
+    fails raises CellFailed naming it."""
+    rank = info.rank
+    # Cells of a source the run does not time (megatron_core with mismatched groups) are left out.
+    todo = [c for c in cfg.cells() if (c["source"], c["nccl_options"]) in fixtures.sources]
+    comparisons = cellmod.group_comparisons(todo)
     budget_s = cfg.timeout_s + margin_s(cfg.timeout_s, cfg.backend)
-    allocated: dict[tuple, Any] = {}
     spans = groups_span_nodes(cfg, nodes)
     uuid = devices[rank].get("uuid") if cfg.telemetry else None
-    # The slowest GPU's per-direction link rate bounds every group: the link floor of ag_rs.
-    link_gbps = min((d["nvml"].get("link_gbps_per_direction") or 0 for d in devices), default=0) or None
-    for index, cell in enumerate(todo, start=1):
-        if schema.cell_key(cell) in skip:
+    ctx = context(cfg, info, fixtures, devices)
+    index = 0
+    for comparison, cells in comparisons:
+        first, index = index + 1, index + len(cells)
+        keys = {schema.cell_key(c) for c in cells}
+        if keys <= skip:
             continue
-        name = schema.cell_id(dict(cell, world_size=info.world_size))
-        testhooks.maybe_signal_self(rank, index)
-        watchdog.arm(f"cell {name} ({index}/{len(todo)})", budget_s)
-        dev = fixtures.handles[cell["nccl_options"]]
+        finished[:] = [b for b in finished if schema.cell_key(b["params"]) not in keys]
+        names = [ctx.name(c) for c in cells]
+        where = f"comparison {comparison} (cells {first}-{index}/{len(todo)}: {', '.join(names)})"
+        for cell_index in range(first, index + 1):
+            testhooks.maybe_signal_self(rank, cell_index)
+        watchdog.arm(where, budget_s)
         try:
-            with telemetry.CellSampler(uuid if dev.is_cuda else None) as sampler:
-                bench = _measure_cell(cfg, info, dev, fixtures.sources[(cell["source"], cell["nccl_options"])],
-                                      cell, name, group_ranks, allocated, link_gbps)
+            with telemetry.CellSampler(uuid if ctx.dev.is_cuda else None) as sampler:
+                benches = benchmarks_of(ctx, cellmod.measure_comparison(ctx, comparison, cells))
             every_rank: list[Any] = [None] * info.world_size
             dist.all_gather_object(every_rank, sampler.summary())
         except cellmod.OutputCheckError:
             raise  # names the cell, the rank and the first wrong element already
         except Exception as err:
             detail = " ".join(str(err).split())
-            raise CellFailed(f"cell {name} ({index}/{len(todo)}) failed: {type(err).__name__}: {detail}") \
-                from err
+            raise CellFailed(f"{where} failed: {type(err).__name__}: {detail}") from err
         watchdog.disarm()
-        kinds = cfg.buffers if cell["mode"] == "fsdp_step" else (cell["buffer"],)
-        bench["extra_info"]["spans_nodes"] = any(spans[kind] for kind in kinds)
-        bench["extra_info"]["telemetry"] = record = telemetry.combine(every_rank)
-        if record.get("throttled"):
-            bench["extra_info"].setdefault("warnings", []).append(
-                f"GPU clocks throttled during this cell (SM clock down to {record['sm_clock_mhz_min']} MHz; "
-                + ", ".join(record["clock_event_reasons"]) + ")")
-        finished.append(bench)
-        if rank == 0:
-            results.append_cell(cfg.out_dir, bench)
-            _progress(index, len(todo), name, bench)
+        record = telemetry.combine(every_rank)
+        for offset, bench in enumerate(benches):
+            kinds = cfg.buffers if bench["params"]["mode"] == "fsdp_step" else (bench["params"]["buffer"],)
+            bench["extra_info"]["spans_nodes"] = any(spans[kind] for kind in kinds)
+            bench["extra_info"]["telemetry"] = record
+            if record.get("throttled"):
+                bench["extra_info"].setdefault("warnings", []).append(
+                    f"GPU clocks throttled during this cell (SM clock down to {record['sm_clock_mhz_min']} MHz; "
+                    + ", ".join(record["clock_event_reasons"]) + ")")
+            finished.append(bench)
+            if rank == 0:
+                results.append_cell(cfg.out_dir, bench)
+                _progress(first + offset, len(todo), names[offset], bench)
 
 
 def _progress(index: int, total: int, name: str, bench: dict) -> None:
@@ -96,52 +118,9 @@ def _progress(index: int, total: int, name: str, bench: dict) -> None:
             tail += f" ({extra['busbw_vs_reference']:.0%} of reference)"
     else:
         tail = f"exposed {extra['exposed_comm_s'] * 1e3:.3f} ms"
+    short = "  SHORT SAMPLES" if extra.get("sample_short") else ""
     print(f"[{index}/{total}] {name:<48} median {bench['stats']['median'] * 1e3:9.4f} ms  {tail}  "
-          f"({extra['ops_per_sample']} ops/sample)", flush=True)
-
-
-def _measure_cell(cfg: RunConfig, info: distributed.DistInfo, dev, source, cell: dict, name: str,
-                  group_ranks: dict[str, list[int]], allocated: dict[tuple, Any],
-                  link_gbps: float | None) -> dict:
-    """Measure one cell; `allocated` keeps the buffers of the current size for its next cells."""
-    rank = info.rank
-    params = dict(cell, world_size=info.world_size)
-    key = (cell["mode"] == "fsdp_step", cell["buffer"], cell["size_bytes"])
-    if key not in allocated:
-        allocated.clear()  # one size at a time on the device
-        if dev.is_cuda:
-            torch.cuda.empty_cache()
-        if cell["mode"] == "fsdp_step":
-            m, n, k = cfg.gemm_mnk
-            allocated[key] = (cellmod.make_step_layers(cfg, cell["size_bytes"], group_ranks, dev.device),
-                               Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], dev.device))
-        else:
-            allocated[key] = bufs.make_buffer(cell["buffer"], cell["size_bytes"], bufs.DTYPES[cfg.dtype],
-                                               group_ranks[cell["buffer"]], dev.device)
-    if cell["mode"] == "fsdp_step":
-        layers, gemm = allocated[key]
-        samples, extra = cellmod.measure_step(dev, cfg, cell, name, source, layers, gemm, rank)
-        params["group_size"] = len(group_ranks[cfg.buffers[0]])
-        extra["group_sizes"] = {kind: len(r) for kind, r in group_ranks.items()}
-        extra["group_ranks"] = dict(group_ranks)
-    else:
-        buf = allocated[key]
-        samples, extra = cellmod.measure_collective(dev, cfg, cell, name, source, buf, rank)
-        params["group_size"] = len(buf.group_ranks)
-        extra["shard_bytes"] = buf.param_shard.numel() * buf.param_shard.element_size()
-        extra["group_ranks"] = buf.group_ranks
-    extra["checked"] = cfg.check
-    kinds = cfg.buffers if cell["mode"] == "fsdp_step" else (cell["buffer"],)
-    shares = {kind: ag_shares_rs_comm(source, kind) for kind in kinds}
-    extra["ag_shares_rs_comm"] = any(shares.values())  # some AG ran on its RS communicator
-    if len(kinds) > 1:
-        extra["ag_shares_rs_comm_by_buffer"] = shares
-    if link_gbps:
-        extra["link_gbps_per_direction"] = link_gbps
-    options = {"timer": "cuda_event" if dev.is_cuda else "perf_counter", "warmup": cfg.num_warmup,
-               "min_rounds": cfg.num_samples, "disable_gc": False, "max_time": 0, "min_time": 0}
-    return results.make_benchmark(params, samples.per_iter_s, samples.ops_per_sample, extra, options)
-
+          f"({extra['ops_per_sample']} ops/sample){short}", flush=True)
 
 
 class Fixtures:

@@ -105,7 +105,7 @@ class FsdpStepKernel:
             self._reduce_scatter(0, computed.get(0), pending)
             pending.extend(issued for layer_ag in gathered.values() for issued in layer_ag)
         if compute:
-            pending.append(Issued(self.gemm.out, None, None, "compute"))
+            pending.append(Issued(None, None, "compute"))
         self.compute_spans.append(spans)
 
     def compute_s(self, last_calls: int) -> list[float]:

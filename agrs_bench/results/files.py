@@ -42,23 +42,18 @@ def write_atomic(path: str, text: str) -> None:
 
 def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_sample: int,
                    extra_info: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """One cell as a pytest-benchmark benchmark; its own measures (analysis.measures) added."""
     data = [float(x) for x in samples_s]
     block = dict(stats.summarize(data), data=data, iterations=ops_per_sample)
-    median = block["median"]
     extra = dict(extra_info)
-    if params["mode"] in measures.BUS_FACTOR_OPS:
-        extra["algbw_gbps"] = measures.algbw_gbps(params["mode"], params["size_bytes"], median)
-        extra["busbw_gbps"] = measures.busbw_gbps(params["mode"], params["size_bytes"], median,
-                                                  params["group_size"])
-    if extra.get("reference_s"):
-        extra["reference_busbw_gbps"] = measures.busbw_gbps(params["mode"], params["size_bytes"],
-                                                            extra["reference_s"], params["group_size"])
-        extra["busbw_vs_reference"] = extra["busbw_gbps"] / extra["reference_busbw_gbps"]
-    if params["mode"] == "ag_rs" and extra.get("link_gbps_per_direction"):
-        floor_s = measures.link_floor_s("ag_rs", params["size_bytes"], params["group_size"],
-                                        extra["link_gbps_per_direction"])
-        extra["link_floor_s"] = floor_s
-        extra["time_over_link_floor"] = median / floor_s
+    if params["mode"] == "fsdp_step":
+        extra.update(measures.step_measures(
+            step=data, compute_only=extra["compute_only_data"], comm_only=extra["comm_only_data"],
+            compute_in_step=extra.get("compute_in_step_data"), compute_alone=extra.get("compute_alone_data")))
+    else:
+        extra.update(measures.collective_measures(
+            params["mode"], int(params["size_bytes"]), int(params["group_size"]), data,
+            reference_s=extra.get("reference_s"), link_gbps=extra.get("link_gbps_per_direction")))
     extra["ops_per_sample"] = ops_per_sample
     return schema.benchmark_entry(params, block, extra, options)
 
@@ -96,27 +91,40 @@ def read_cells(run_dir: str) -> list[dict[str, Any]]:
     return cells
 
 
+def _paired_data(bench: dict[str, Any], other: dict[str, Any] | None) -> list[float] | None:
+    """`other`'s samples when they pair with `bench`'s round by round (same comparison, same
+    number of rounds), else None."""
+    if other is None:
+        return None
+    comparison = bench["extra_info"].get("comparison")
+    if comparison is None or other["extra_info"].get("comparison") != comparison:
+        return None
+    data = other["stats"]["data"]
+    return data if len(data) == len(bench["stats"]["data"]) else None
+
+
 def derive(benchmarks: list[dict[str, Any]]) -> None:
-    """Add the cross-cell measures of `ag_rs` cells in place: overlap efficiency (needs the same
-    source's ag and rs cells) and speedup over single_comm (needs its ag_rs cell)."""
-    median = {schema.cell_key(b["params"]): b["stats"]["median"] for b in benchmarks}
+    """Add the cross-cell measures of `ag_rs` cells in place, paired over the rounds of their
+    comparison: overlap efficiency (the same source's ag and rs cells) and speedup over
+    single_comm's ag_rs. Cells that were not sampled together get no figure: unpaired medians
+    of separately timed cells were what read as overlap above 1."""
+    by_key = {schema.cell_key(b["params"]): b for b in benchmarks}
+
+    def sibling(params: dict[str, Any], **changes: Any) -> dict[str, Any] | None:
+        return by_key.get(schema.cell_key({**params, **changes}))
+
     for bench in benchmarks:
         params = bench["params"]
         if params["mode"] != "ag_rs":
             continue
-        key = schema.cell_key(params)
-        t_ag = median.get(("ag",) + key[1:])
-        t_rs = median.get(("rs",) + key[1:])  # same buffer, source, size, dtype, exec, options
-        t_pair = bench["stats"]["median"]
-        if t_ag and t_rs:
-            bench["extra_info"]["overlap_efficiency"] = measures.overlap_efficiency(t_ag, t_rs, t_pair)
-            bench["extra_info"]["serial_sum_s"] = t_ag + t_rs
-        # single_comm in the same exec mode is the reference: on the same NCCL options when it was
-        # measured under them, else on the defaults (an options sweep tunes pg_collection only).
-        t_single = (median.get((key[0], key[1], "single_comm") + key[3:])
-                    or median.get((key[0], key[1], "single_comm") + key[3:6] + ("default",) + key[7:]))
-        if t_single:
-            bench["extra_info"]["speedup_vs_single_comm"] = measures.speedup(t_single, t_pair)
+        # single_comm is the reference: on the same NCCL options when it was measured under
+        # them, else on the defaults (an options sweep tunes pg_collection only).
+        single = (sibling(params, source="single_comm")
+                  or sibling(params, source="single_comm", nccl_options="default"))
+        ag = _paired_data(bench, sibling(params, mode="ag"))
+        rs = _paired_data(bench, sibling(params, mode="rs"))
+        bench["extra_info"].update(measures.pair_measures(
+            ag=ag, rs=rs, ag_rs=bench["stats"]["data"], single=_paired_data(bench, single)))
 
 
 def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, Any],
@@ -156,7 +164,8 @@ def salvage(run_dir: str) -> bool:
         return False
     with open(config_path, encoding="utf-8") as fh:
         config = json.load(fh)
-    cells = read_cells(run_dir)
+    # A resumed run measures a half-written comparison again whole: the last copy of a cell wins.
+    cells = list({schema.cell_key(b["params"]): b for b in read_cells(run_dir)}.values())
     done = {schema.cell_id(b["params"]) for b in cells}
     missing = [c for c in config.get("cells", []) if c not in done]
     info = {"backend": config.get("backend"), "world_size": config.get("layout", {}).get("world_size")}

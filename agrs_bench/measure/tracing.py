@@ -1,0 +1,75 @@
+"""`--trace`: a PyTorch profiler trace of a few samples of an ag_rs part, saved as Chrome-trace
+JSON (opens in Perfetto), and the overlap read from its kernel timeline (analysis.trace_overlap).
+
+Every rank traces the same samples in the same order (they are collectives) and writes its own
+file: rank 0 RUN_DIR/traces/<cell>.json, rank r RUN_DIR/traces/<cell>.rank<r>.json. Each traced
+sample sits in its own profiler range (trace_overlap.ROUND_MARK + index) and ends with a
+synchronize, so its kernels fall inside the range's window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch.distributed as dist
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from agrs_bench.analysis import paired, trace_overlap
+from agrs_bench.measure.timing import Sampler
+
+TRACE_DIR = "traces"
+TRACED_ROUNDS = 3
+
+
+def trace_file(cell: str, rank: int) -> str:
+    """The trace's path relative to the run directory."""
+    return os.path.join(TRACE_DIR, f"{cell}.json" if rank == 0 else f"{cell}.rank{rank}.json")
+
+
+def record(sampler: Sampler, part: str, path: str, *, rounds: int = TRACED_ROUNDS) -> list[dict[str, Any]]:
+    """Trace `rounds` samples of `part` into `path`; its events."""
+    activities = [ProfilerActivity.CPU]
+    if sampler.dev.is_cuda:
+        activities.append(ProfilerActivity.CUDA)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with profile(activities=activities) as prof:
+        for index in range(rounds):
+            with record_function(f"{trace_overlap.ROUND_MARK}{index}"):
+                sampler.sample(part)
+    prof.export_chrome_trace(path)
+    with open(path, encoding="utf-8") as fh:
+        return trace_overlap.trace_events(json.load(fh))
+
+
+def overlap_info(sampler: Sampler, part: str, cell: str, run_dir: str, rank: int, *,
+                 a: trace_overlap.Matcher = trace_overlap.ALL_GATHER,
+                 b: trace_overlap.Matcher = trace_overlap.REDUCE_SCATTER,
+                 rounds: int = TRACED_ROUNDS) -> dict[str, Any]:
+    """Collective: trace `part` on every rank; the extra_info fields trace_file,
+    trace_overlap_fraction (the least-overlapped device's, median over traced rounds) and its
+    interval over those rounds, or the fraction None with trace_overlap_reason."""
+    relative = trace_file(cell, rank)
+    events = record(sampler, part, os.path.join(run_dir, relative), rounds=rounds)
+    mine = trace_overlap.per_round(events, a, b)
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    info: dict[str, Any] = {"trace_file": trace_file(cell, 0), "traced_rounds": rounds}
+    if not sampler.dev.is_cuda:
+        return dict(info, trace_overlap_fraction=None,
+                    trace_overlap_reason="gloo on CPU: no device kernels to read overlap from")
+    per_round = []
+    for index in range(rounds):
+        values = [r[index] for r in everyone if r and index < len(r) and r[index] is not None]
+        per_round.append(min(values) if len(values) == len(everyone) else None)
+    if any(v is None for v in per_round):
+        return dict(info, trace_overlap_fraction=None,
+                    trace_overlap_reason="a traced round showed no kernels of one of the collectives "
+                                         "on some device (profiler without CUDA activity?)")
+    interval = paired.median_interval(per_round)
+    info["trace_overlap_fraction"] = interval.point
+    if rounds > 1:
+        info["trace_overlap_fraction_ci"] = interval.bounds()
+    return info
+
