@@ -115,13 +115,13 @@ class MegatronFsdpKernel:
             with self.dev.role("ag"):
                 with dist._coalescing_manager(self.ag_group, async_ops=True) as handle:
                     all_gather(self.buf.param_full, self.buf.param_shard, group=self.ag_group, async_op=True)
-            pending.append(Issued(self.buf.param_full, None, handle, "ag"))
+            pending.append(Issued(None, handle, "ag"))
         if self.mode in ("rs", "ag_rs"):
             op = dist.ReduceOp.AVG if self.reduce_op == "avg" else dist.ReduceOp.SUM
             with self.dev.role("rs"):
                 with dist._coalescing_manager(self.rs_group):
                     reduce_scatter(self.buf.grad_shard, self.buf.grad_full, op=op, group=self.rs_group)
-            pending.append(Issued(self.buf.grad_shard, None, None, "rs"))
+            pending.append(Issued(None, None, "rs"))
 
 
 def make_kernel(issue: str, dev: Any, mode: str, buf: ShardedBuffer, ag_group: Any, rs_group: Any
