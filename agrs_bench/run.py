@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -18,17 +20,19 @@ import torch
 import torch.distributed as dist
 
 from agrs_bench.groups import distributed
+from agrs_bench.groups.processes import ProcessTree
 from agrs_bench.results import machine
 from agrs_bench.results import files as results
 from agrs_bench.results import schema
 from agrs_bench.measure import telemetry
 from agrs_bench.measure import preflight as preflight_mod
-from agrs_bench.config.cli import parse_run_args
+from agrs_bench.config.cli import launch_request, parse_run_args
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import EXIT_BAD_INPUT, ConfigError, fail
 from agrs_bench.measure.runner import Fixtures, groups_span_nodes, measure_all
 from agrs_bench.measure.watchdog import Watchdog, margin_s
-from agrs_bench.results.rundir import check_run_dir, prepare_run_dir
+from agrs_bench.results import resume
+from agrs_bench.results.rundir import OWNER_ENV, check_run_dir, prepare_run_dir, take_run_dir
 
 PROG = "agrs_bench.run"
 
@@ -83,17 +87,25 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
                   "resumed_cells": len(skip_cells) if cfg.resume else 0},
     }
     local_peers: list[int] = []  # pids of the other ranks of this node's agent
+    owned: list[Any] = []  # rank 0, once the run directory is this run's: write only then
 
     def on_expire(phase: str) -> None:
         # A stopped peer ignores the launcher's SIGTERM until continued: wake it, so that the
         # launcher can end it now rather than after its own grace period.
         distributed.wake_stopped(local_peers)
-        if rank == 0:
+        if rank == 0 and owned:
             write_outputs(cfg, list(finished), context)
 
     watchdog.on_expire = on_expire
+    problem: list[Any] = [None]
     if rank == 0:
-        prepare_run_dir(cfg)
+        try:
+            owned.append(prepare_run_dir(cfg))
+        except ConfigError as err:
+            problem[0] = str(err)
+    dist.broadcast_object_list(problem, src=0)  # every rank leaves as bad input, none hangs
+    if problem[0]:
+        raise ConfigError(problem[0])
     distributed.make_flight_recorder_dir(info)
     try:
         skip_keys: list[Any] = [[schema.cell_key(b["params"]) for b in skip_cells]]
@@ -127,7 +139,12 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
             _report_failure(rank, err)
         distributed.wake_stopped(local_peers)
         if rank == 0:
-            write_outputs(cfg, finished, context)
+            try:
+                write_outputs(cfg, finished, context)
+            except Exception as save_err:  # disk full, read-only: say so, keep the first error
+                print(f"{PROG}: rank 0: could not write the results: {type(save_err).__name__}: "
+                      f"{' '.join(str(save_err).split())}", file=sys.stderr, flush=True)
+                raise err from None
             print(f"agrs_bench: run failed; {len(finished)} finished cell(s) kept in "
                   f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} (marked incomplete; "
                   f"finish it with --resume {cfg.out_dir})", file=sys.stderr, flush=True)
@@ -138,32 +155,141 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     return 0
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RANKS_GRACE_S = 60.0
+"""After a stop signal: how long torchrun and the ranks get to save and exit before SIGKILL
+(a rank saves within the watchdog's 20 s; torchrun waits 30 s before it kills a rank)."""
+
+
 def self_launch(argv: list[str]) -> int:
-    """Re-run this module under torch.distributed.run on every local GPU, or 2 CPU processes."""
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    nproc = gpus if gpus >= 2 else 2
-    backend = "nccl" if gpus >= 2 else "gloo"
-    cfg = parse_run_args(argv, world_size=nproc, backend=backend)  # bad input fails here, cleanly
+    """Re-run this module under torch.distributed.run on every local GPU, or 2 CPU processes.
+
+    The parent checks everything first, takes the run directory, then starts torchrun in a
+    session of its own; SIGINT and SIGTERM to the parent end torchrun and every rank (the ranks
+    save the finished cells), and the parent returns only once no process of the launch is left.
+    """
+    gpus = distributed.visible_gpus()
+    requested, resume_world = launch_request(argv, stored=resume.stored_for_flags)
+    if resume_world is not None:
+        nproc = resume_world
+    else:
+        nproc = gpus if requested != "gloo" and gpus >= 2 else 2
+    cfg = parse_run_args(argv, world_size=nproc, gpus=gpus, local_world_size=nproc,
+                         stored=resume.stored_for_flags)  # bad input fails here, cleanly
     check_run_dir(cfg)
-    if backend == "gloo":  # GPU memory is checked by the ranks, before they allocate or write
-        preflight_mod.check_memory(cfg, *preflight_mod.free_bytes(backend, 0, nproc))
+    if cfg.backend == "gloo":  # GPU memory is checked by the ranks, before they allocate or write
+        preflight_mod.check_memory(cfg, *preflight_mod.free_bytes(cfg.backend, 0, nproc))
+    lock = take_run_dir(cfg)
     env = dict(os.environ)
     env.setdefault("NCCL_NVLS_ENABLE", "0")
-    if backend == "gloo":
+    env[OWNER_ENV] = os.path.abspath(cfg.out_dir)
+    if cfg.backend == "gloo":
         env.setdefault("OMP_NUM_THREADS", "1")
-    if "--out" not in argv and not any(a.startswith("--out=") for a in argv):
-        argv = [*argv, "--out", cfg.out_dir]  # the children must not pick their own timestamp
+    if not cfg.resume and "--out" not in argv and not any(a.startswith("--out=") for a in argv):
+        argv = [*argv, "--out", cfg.out_dir]  # the children must not pick their own name
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={nproc}", "-m", "agrs_bench.run", *argv]
-    status = subprocess.run(cmd, env=env).returncode
-    if status not in (0, EXIT_BAD_INPUT) and results.salvage(cfg.out_dir):
-        from agrs_bench.render.report import write_report
-
-        write_report(cfg.out_dir)
-        print(f"{PROG}: rank 0 ended before writing results; rebuilt "
-              f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} from {results.CELLS_FILE} "
-              "(marked incomplete)", file=sys.stderr, flush=True)
+    try:
+        status, stopped_by = _launch_and_wait(cmd, env)
+    finally:
+        sys.stderr.flush()
+    try:
+        if status == EXIT_BAD_INPUT:
+            lock.release(remove_if_unused=True)
+            return status
+        if status != 0 or stopped_by:
+            _salvage(cfg.out_dir, quiet=bool(stopped_by))
+    finally:
+        lock.release()
+    if stopped_by:
+        print(f"{PROG}: stopped by {stopped_by.name}; {_kept(cfg.out_dir)} kept in "
+              f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} (marked incomplete; finish it with "
+              f"--resume {cfg.out_dir})", file=sys.stderr, flush=True)
+        return 128 + stopped_by
     return status
+
+
+def _launch_and_wait(cmd: list[str], env: dict[str, str]) -> tuple[int, signal.Signals | None]:
+    """Run torchrun to its end; on SIGINT/SIGTERM stop it and its ranks. Returns its status and
+    the signal that stopped it, once every process of the launch is gone."""
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    tree = ProcessTree(proc.pid)
+    stopped: list[signal.Signals] = []
+
+    def relay() -> None:  # once stopped, the launch's own messages would bury the one line
+        for line in iter(proc.stderr.readline, b""):  # type: ignore[union-attr]
+            if not stopped:
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        first = not stopped
+        stopped.append(signal.Signals(signum))
+        tree.refresh()
+        how = signal.SIGTERM if first else signal.SIGKILL  # a second Ctrl-C: no more waiting
+        try:
+            os.killpg(proc.pid, how)
+        except OSError:
+            pass
+        tree.signal(how)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    relay_thread = threading.Thread(target=relay, daemon=True, name="agrs-relay")
+    relay_thread.start()
+    deadline: threading.Timer | None = None
+    try:
+        while proc.poll() is None:
+            tree.refresh()
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+            if stopped and deadline is None:  # stopped, but what does not end in time is killed
+                deadline = threading.Timer(RANKS_GRACE_S, lambda: (os.killpg(proc.pid, signal.SIGKILL)
+                                                                   if proc.poll() is None else None,
+                                                                   tree.signal(signal.SIGKILL)))
+                deadline.daemon = True
+                deadline.start()
+        # torchrun is gone; its ranks (each in a session of its own) may not be. A launcher that
+        # died leaves them nobody to stop them: end them, and never write while one may write.
+        if tree.alive():
+            if proc.returncode != 0:
+                tree.signal(signal.SIGTERM)
+            if not tree.wait_gone(RANKS_GRACE_S):
+                tree.signal(signal.SIGKILL)
+                tree.wait_gone(10.0)
+    finally:
+        if deadline is not None:
+            deadline.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    relay_thread.join(5.0)
+    return proc.returncode, (stopped[0] if stopped else None)
+
+
+def _salvage(out_dir: str, quiet: bool) -> None:
+    """After the launch: rebuild results.json from cells.jsonl when rank 0 could not write it."""
+    from agrs_bench.render.report import write_report
+
+    try:
+        if not results.salvage(out_dir):
+            return
+        write_report(out_dir)
+    except (schema.SchemaError, OSError) as err:
+        print(f"{PROG}: could not rebuild {os.path.join(out_dir, results.RESULTS_FILE)}: "
+              f"{' '.join(str(err).split())}", file=sys.stderr, flush=True)
+        return
+    if not quiet:
+        print(f"{PROG}: rank 0 ended before writing results; rebuilt "
+              f"{os.path.join(out_dir, results.RESULTS_FILE)} from {results.CELLS_FILE} "
+              "(marked incomplete)", file=sys.stderr, flush=True)
+
+
+def _kept(out_dir: str) -> str:
+    try:
+        return f"{len(schema.load(os.path.join(out_dir, results.RESULTS_FILE))['benchmarks'])} finished cell(s)"
+    except schema.SchemaError:
+        return "the finished cells"
 
 
 def _report_failure(rank: int, err: Exception) -> None:
@@ -175,15 +301,16 @@ def _report_failure(rank: int, err: Exception) -> None:
     err.agrs_reported = True  # type: ignore[attr-defined]
 
 
-def _rank_main(argv: list[str], rank: int, world: int) -> int:
+def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
     """One rank under torchrun. Exit status: 0 done, 1 failed (results kept), 2 bad input,
     3 a phase hung past --timeout plus margin (the watchdog ended it), 143 torchrun's SIGTERM."""
+    rank, world = launch.rank, launch.world_size
     try:
         if world < 2:
             raise ConfigError(f"world size {world}: AG/RS overlap needs at least 2 ranks "
                               "(use --nproc-per-node=2 or more)")
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-        cfg = parse_run_args(argv, world_size=world, backend=distributed.pick_backend(local_world))
+        cfg = parse_run_args(argv, world_size=world, gpus=distributed.visible_gpus(),
+                             local_world_size=launch.local_world_size, stored=resume.stored_for_flags)
         skip_cells = check_run_dir(cfg) if rank == 0 else []
     except ConfigError as err:
         if rank == 0:
@@ -216,12 +343,13 @@ def _rank_main(argv: list[str], rank: int, world: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not distributed.launched_by_torchrun():
-        try:
+    try:
+        launch = distributed.launch_env(os.environ)
+        if launch is None:
             return self_launch(argv)
-        except ConfigError as err:
-            fail(str(err), PROG)
-    return _rank_main(argv, int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+    except ConfigError as err:
+        fail(str(err), PROG)
+    return _rank_main(argv, launch)
 
 
 if __name__ == "__main__":
