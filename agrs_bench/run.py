@@ -88,13 +88,24 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     }
     local_peers: list[int] = []  # pids of the other ranks of this node's agent
     owned: list[Any] = []  # rank 0, once the run directory is this run's: write only then
+    # The watchdog thread (timeout, SIGTERM) and the main thread (a failing collective) may both
+    # save at once: one writer at a time, and none after the watchdog's save (it then _exits,
+    # which would cut a main-thread write in half).
+    save_lock, expiring = threading.Lock(), threading.Event()
+
+    def save(by_watchdog: bool = False) -> str | None:
+        if by_watchdog:
+            expiring.set()
+        with save_lock:
+            if rank != 0 or not owned or (expiring.is_set() and not by_watchdog):
+                return None
+            return write_outputs(cfg, list(finished), context)
 
     def on_expire(phase: str) -> None:
         # A stopped peer ignores the launcher's SIGTERM until continued: wake it, so that the
         # launcher can end it now rather than after its own grace period.
         distributed.wake_stopped(local_peers)
-        if rank == 0 and owned:
-            write_outputs(cfg, list(finished), context)
+        save(by_watchdog=True)
 
     watchdog.on_expire = on_expire
     problem: list[Any] = [None]
@@ -140,7 +151,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
         distributed.wake_stopped(local_peers)
         if rank == 0:
             try:
-                write_outputs(cfg, finished, context)
+                save()
             except Exception as save_err:  # disk full, read-only: say so, keep the first error
                 print(f"{PROG}: rank 0: could not write the results: {type(save_err).__name__}: "
                       f"{' '.join(str(save_err).split())}", file=sys.stderr, flush=True)
@@ -150,7 +161,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
                   f"finish it with --resume {cfg.out_dir})", file=sys.stderr, flush=True)
         raise
     if rank == 0:
-        path = write_outputs(cfg, finished, context)
+        path = save()
         print(f"agrs_bench: report: {path}", flush=True)
     return 0
 
