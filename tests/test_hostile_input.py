@@ -44,7 +44,8 @@ def _exit_2(main, argv, capsys):
     (["--tp", "0"], "--tp 0"), (["--pp", "0"], "--pp 0"), (["--cp", "-1"], "--cp -1"),
     (["--ep", "0"], "--ep 0"), (["--etp", "0"], "--etp 0"),
     (["--sizes", ""], "sizes '' name no size"), (["--step-sizes", ","], "name no size"),
-    (["--gemm", ""], "gemm shape ''"), (["--backend", "tpu"], "invalid choice: 'tpu'"),
+    (["--gemm", ""], "gemm shape ''"), (["--out", ""], "--out '' names no directory"),
+    (["--resume", " "], "--resume ' ' names no directory"), (["--backend", "tpu"], "invalid choice: 'tpu'"),
 ])
 def test_bad_flags_name_the_value(argv, needle):
     with pytest.raises(ConfigError, match=None) as info:

@@ -116,6 +116,9 @@ def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
         parser.set_defaults(**config_file.load(args.config, parser))
     if record is not None or args.config:
         args = parser.parse_args(argv)
+    for flag in ("out", "resume"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise ConfigError(f"--{flag} {getattr(args, flag)!r} names no directory")
     for axis in LAYOUT_FLAGS:
         value = getattr(args, axis)
         if value is not None and value < 1:
