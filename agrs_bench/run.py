@@ -339,6 +339,9 @@ def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
         status = EXIT_BAD_INPUT
         if rank == 0:
             print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:  # SIGINT sent to this rank itself: the cells are saved above
+        status = 128 + signal.SIGINT
+        print(f"{PROG}: rank {rank}: interrupted (SIGINT)", file=sys.stderr, flush=True)
     except Exception as err:
         if not getattr(err, "agrs_reported", False):
             _report_failure(rank, err)
@@ -360,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
             return self_launch(argv)
     except ConfigError as err:
         fail(str(err), PROG)
+    except KeyboardInterrupt:  # Ctrl-C before torchrun started: nothing to stop, nothing written
+        print(f"{PROG}: interrupted (SIGINT) before the launch", file=sys.stderr, flush=True)
+        return 128 + signal.SIGINT
     return _rank_main(argv, launch)
 
 
