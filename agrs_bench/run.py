@@ -230,7 +230,7 @@ def _launch_and_wait(cmd: list[str], env: dict[str, str]) -> tuple[int, signal.S
     def relay() -> None:  # once stopped, the launch's own messages would bury the one line
         for line in iter(proc.stderr.readline, b""):  # type: ignore[union-attr]
             if not stopped:
-                sys.stderr.buffer.write(line)
+                sys.stderr.write(line.decode("utf-8", "replace"))
                 sys.stderr.flush()
 
     def on_signal(signum: int, frame: Any) -> None:
