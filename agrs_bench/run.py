@@ -205,13 +205,12 @@ def self_launch(argv: list[str]) -> int:
     finally:
         sys.stderr.flush()
     try:
-        if status == EXIT_BAD_INPUT:
-            lock.release(remove_if_unused=True)
-            return status
         if status != 0 or stopped_by:
             _salvage(cfg.out_dir, quiet=bool(stopped_by))
     finally:
-        lock.release()
+        # a launch that wrote nothing (bad input found by the ranks, which torchrun reports as
+        # its status 1) leaves no folder behind
+        lock.release(remove_if_unused=True)
     if stopped_by:
         print(f"{PROG}: stopped by {stopped_by.name}; {_kept(cfg.out_dir)} kept in "
               f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} (marked incomplete; finish it with "
