@@ -161,7 +161,14 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
                   f"finish it with --resume {cfg.out_dir})", file=sys.stderr, flush=True)
         raise
     if rank == 0:
-        path = save()
+        try:
+            path = save()
+        except OSError as err:
+            print(f"{PROG}: rank 0: could not write the results ({err}); the {len(finished)} measured "
+                  f"cell(s) are in {os.path.join(cfg.out_dir, results.CELLS_FILE)}", file=sys.stderr,
+                  flush=True)
+            err.agrs_reported = True  # type: ignore[attr-defined]
+            raise
         print(f"agrs_bench: report: {path}", flush=True)
     return 0
 

@@ -40,7 +40,10 @@ def _umask() -> int:
 
 def write_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a final file gets the user's mode
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -48,9 +51,11 @@ def write_atomic(path: str, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno is not None:  # disk full, read-only: say which file
+            raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
         raise
 
 
