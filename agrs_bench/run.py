@@ -173,7 +173,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     return 0
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal went away
 RANKS_GRACE_S = 60.0
 """After a stop signal: how long torchrun and the ranks get to save and exit before SIGKILL
 (a rank saves within the watchdog's 20 s; torchrun waits 30 s before it kills a rank)."""
@@ -229,7 +229,8 @@ def self_launch(argv: list[str]) -> int:
 def _launch_and_wait(cmd: list[str], env: dict[str, str]) -> tuple[int, signal.Signals | None]:
     """Run torchrun to its end; on SIGINT/SIGTERM stop it and its ranks. Returns its status and
     the signal that stopped it, once every process of the launch is gone."""
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE,
+                            preexec_fn=_end_with_parent)
     tree = ProcessTree(proc.pid)
     stopped: list[signal.Signals] = []
 
@@ -284,6 +285,17 @@ def _launch_and_wait(cmd: list[str], env: dict[str, str]) -> tuple[int, signal.S
     return proc.returncode, (stopped[0] if stopped else None)
 
 
+def _end_with_parent() -> None:
+    """In torchrun's process, before it starts: SIGTERM it when this parent dies (even by
+    SIGKILL), so that it stops its ranks rather than running on without anyone to report to."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a killed parent leaves torchrun to finish on its own
+
+
 def _salvage(out_dir: str, quiet: bool) -> None:
     """After the launch: rebuild results.json from cells.jsonl when rank 0 could not write it."""
     from agrs_bench.render.report import write_report
@@ -318,9 +330,34 @@ def _report_failure(rank: int, err: Exception) -> None:
     err.agrs_reported = True  # type: ignore[attr-defined]
 
 
+class _StderrOutlivingItsReader:
+    """stderr of a rank under the self-launch parent, which reads it through a pipe: if the
+    parent dies (SIGKILL), a write must not raise BrokenPipeError into the save-and-exit path."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
     """One rank under torchrun. Exit status: 0 done, 1 failed (results kept), 2 bad input,
     3 a phase hung past --timeout plus margin (the watchdog ended it), 143 torchrun's SIGTERM."""
+    if os.environ.get(OWNER_ENV):
+        sys.stderr = _StderrOutlivingItsReader(sys.stderr)  # type: ignore[assignment]
     rank, world = launch.rank, launch.world_size
     try:
         if world < 2:

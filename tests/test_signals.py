@@ -60,7 +60,7 @@ def _incomplete(out):
     return doc
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_to_the_parent_ends_the_whole_run(tmp_path, signum):
     out = tmp_path / "run"
     started = time.monotonic()
@@ -141,3 +141,25 @@ def test_full_disk_mid_run_names_the_file_and_keeps_the_cells(tmp_path):
         assert not re.search(r'File "[^"]*agrs_bench/', done.stderr), done.stderr[-3000:]
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_killed_parent_takes_the_launch_with_it(tmp_path):
+    """SIGKILL cannot be forwarded: torchrun learns of it from the kernel (parent-death signal),
+    stops its ranks, and rank 0 saves."""
+    out = tmp_path / "run"
+    proc = launch.start(_self_launch("--out", str(out), *ARGS))
+    seen = {}
+    try:
+        _wait_for("finished cell", _cells_done(out), proc)
+        seen = launch._descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        end = time.monotonic() + 120
+        while launch._alive(seen) and time.monotonic() < end:
+            time.sleep(0.2)
+        assert not launch._alive(seen)
+    finally:
+        for pid in launch._alive(seen):
+            os.kill(pid, signal.SIGKILL)
+        launch.finish(proc, 10, time.monotonic())
+    _incomplete(out)
