@@ -1,7 +1,10 @@
 """`--resume RUN_DIR`: finish an incomplete run with the very configuration that started it.
 
 The run's configuration is read from its config.json (written when the run directory was made),
-or from results.json when that is all there is; its finished cells from cells.jsonl. A resumed
+or from results.json when that is all there is, and checked field by field (schema.py); with no
+other flags it is the resumed run's configuration, and a flag given with another value is refused.
+Its finished cells come from cells.jsonl: a damaged line is reported with its number and skipped,
+the cells after it are kept; a line that is JSON but no cell is refused (exit 2). A resumed
 run measures only the cells that are missing, appends them to the same cells.jsonl, and writes
 results.json over all cells, so derived measures (overlap efficiency, speedup) span both parts.
 """

@@ -174,7 +174,7 @@ def validate_cell(bench: Any, origin: str, field: str = "cell") -> dict[str, Any
           "a string")
     extra = _object(bench["extra_info"], origin, f"{field}.extra_info")
     for key, value in extra.items():
-        if key.endswith("_ci"):
+        if key.endswith("_ci") or "_ci_" in key:  # busbw_gbps_ci, median_ci_s: [low, high]
             _need(_interval_or_none(value), origin, f"{field}.extra_info.{key}", value,
                   "an interval [low, high] or null")
         elif key.endswith(("_s", "_gbps", "_fraction", "_efficiency", "_slowdown")) or \
