@@ -72,6 +72,12 @@ def launch_env(environ: dict[str, str] | os._Environ) -> LaunchEnv | None:
     return LaunchEnv(rank, world, local_rank, local_world)
 
 
+def launched_by_torchrun() -> bool:
+    """Whether torchrun's variables are there at all (benchmarks/ uses it to skip); launch_env()
+    is the checked reading."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
+
+
 def visible_gpus() -> int:
     """CUDA devices this process can use (0 without CUDA, or with CUDA_VISIBLE_DEVICES="")."""
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
