@@ -16,7 +16,6 @@ import threading
 import traceback
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
 from agrs_bench.groups import distributed

@@ -16,7 +16,7 @@ from agrs_bench.config.cli import default_out_dir, parse_run_args
 from agrs_bench.errors import ConfigError
 from agrs_bench.groups import distributed
 from agrs_bench.render import report
-from agrs_bench.results import baseline, resume, rundir, schema
+from agrs_bench.results import baseline, resume, rundir
 from agrs_bench.results import files as results
 from tests import synthetic
 
