@@ -57,6 +57,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _check_writable_file(path: str, flag: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ConfigError(f"{flag} {path!r} is a directory")
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{flag} {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{flag} {path!r}: folder {folder!r} is not writable")
+
+
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -73,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MISMATCH
     out = args.out or os.path.join("results", "comparisons",
                                    datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    if args.export_github_benchmark:  # refuse before anything is written, not after
+        _check_writable_file(args.export_github_benchmark, "--export-github-benchmark")
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise ConfigError(f"--out {out!r} exists and is not a directory")
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as err:

@@ -1,6 +1,7 @@
 """Bad input, table-driven: each case exits 2 with one stderr line naming the value, prints no
 traceback and leaves no new file behind. `run` cases go through the self-launch path
-(`python -m agrs_bench.run`), whose parent checks everything before it launches a rank."""
+(`python -m agrs_bench.run`), whose parent checks everything before it launches a rank; they run
+in-process (main(argv), SystemExit caught), so an exception other than exit 2 fails the test."""
 
 import json
 import os
@@ -9,7 +10,10 @@ import sys
 
 import pytest
 
+from agrs_bench import __main__ as entry
 from agrs_bench.config.cli import parse_run_args
+from agrs_bench.results import files as results_files
+from agrs_bench.results.schema import SCHEMA_VERSION
 
 FAST = ["--sizes", "4KiB", "--iters", "2", "--warmup", "1"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,10 +30,15 @@ def _run_dir(tmp, sizes="4KiB", complete=False):
     _write(tmp / "old" / "config.json", json.dumps(cfg.record()))
     if complete:
         doc = {"machine_info": {}, "commit_info": {}, "benchmarks": [], "datetime": "x", "version": "5",
-               "agrs_bench": {"schema_version": 1, "complete": True, "missing_cells": [], "config": {}}}
+               "agrs_bench": {"schema_version": SCHEMA_VERSION, "complete": True, "missing_cells": [], "config": {}}}
         _write(tmp / "old" / "results.json", json.dumps(doc))
-        _write(tmp / "old" / "cells.jsonl", "".join(json.dumps({"params": c}) + "\n" for c in cfg.cells()))
+        _write(tmp / "old" / "cells.jsonl", "".join(json.dumps(_cell(c)) + "\n" for c in cfg.cells()))
     return tmp / "old"
+
+
+def _cell(params, world=2):
+    return results_files.make_benchmark(dict(params, world_size=world, group_size=world), [1e-3, 2e-3],
+                                        1, {}, {})
 
 
 def _results(tmp, text):
@@ -38,7 +47,7 @@ def _results(tmp, text):
 
 
 VALID_DOC = {"machine_info": {}, "commit_info": {}, "benchmarks": [], "datetime": "x", "version": "5",
-             "agrs_bench": {"schema_version": 1, "complete": False, "missing_cells": ["ag-dense-x-4KiB"],
+             "agrs_bench": {"schema_version": SCHEMA_VERSION, "complete": False, "missing_cells": ["ag-dense-x-4KiB"],
                             "config": {}}}
 
 # (command, argv with {tmp} for the test's folder, setup(tmp) or None, text the message must hold)
@@ -98,8 +107,9 @@ CASES = {
                             "no 'machine_info' key"),
     "report stats lacking a field": ("report", ["{tmp}/bad"], lambda t: _results(t, json.dumps(dict(
         VALID_DOC, benchmarks=[{"name": "x", "extra_info": {}, "stats": {"data": [1.0]},
-                                "params": {k: 1 for k in ("mode", "buffer", "source", "size_bytes", "dtype",
-                                                          "world_size", "group_size")}}]))),
+                                "params": {"mode": "ag", "buffer": "dense", "source": "single_comm",
+                                           "size_bytes": 4096, "dtype": "bf16", "world_size": 2,
+                                           "group_size": 2}}]))),
         "benchmarks[0].stats lacks 'min'"),
     "report list": ("report", ["{tmp}/bad"], lambda t: _results(t, "[1, 2]"), "top level is list"),
     "report old schema": ("report", ["{tmp}/bad"], lambda t: _results(
@@ -137,27 +147,44 @@ def _tree(root):
                   for f in files + dirs)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_exits_2_with_one_line(case, tmp_path):
+def _argv(case, tmp_path):
     command, argv, setup, needle = CASES[case]
     if setup:
         setup(tmp_path)
-    before = _tree(tmp_path)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if command == "run":
         out = [] if any(a in ("--out", "--resume") for a in argv) else ["--out", str(tmp_path / "run")]
         argv = [*out, *FAST, *argv]
     if command == "compare":
         argv = [*argv, "--out", str(tmp_path / "cmp")]
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench", command, *argv], cwd=tmp_path,
+    return [command, *argv], needle
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
+    argv, needle = _argv(case, tmp_path)
+    before = _tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for name in ("RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as info:
+        entry.main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2, lines
+    assert len(lines) == 1, lines
+    assert needle in lines[0], lines[0]
+    assert _tree(tmp_path) == before
+
+
+def test_bad_input_through_a_real_process(tmp_path):
+    """One case end to end: the module entry, a process's stderr, no traceback."""
+    argv, needle = _argv("unknown mode", tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "agrs_bench", *argv], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, OMP_NUM_THREADS="1",
                                    PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])))
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert needle in lines[0], lines[0]
-    assert _tree(tmp_path) == before
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and needle in proc.stderr
 
 
 def test_at_least_twenty_distinct_cases():

@@ -6,12 +6,15 @@ import argparse
 import datetime
 import importlib.util
 import os
+import secrets
+from typing import Any, Callable
 
 from agrs_bench.config import toml_file as config_file
-from agrs_bench.config.run_config import DEFAULT_SAMPLE_MS, RunConfig, parse_choices, parse_gemm, parse_sizes
+from agrs_bench.config.run_config import (BACKEND_CHOICES, DEFAULT_SAMPLE_MS, RunConfig, decide_backend,
+                                          moved_bytes, parse_choices, parse_gemm, parse_sizes)
 from agrs_bench.errors import ArgumentParser, ConfigError
 from agrs_bench.vocab import (BUFFERS, DEFAULT_ISSUE, DEFAULT_SOURCES, ISSUE_STYLES, MEGATRON_INSTALL, MODES,
-                              SOURCES)
+                              RS_GROUP_KIND, SOURCES)
 from agrs_bench.config.nccl_options import parse_nccl_options
 from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 
@@ -47,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog=EXIT_STATUSES)
     add_layout_flags(parser, world_size_required=False)
     parser.add_argument("--sizes", help="full-buffer sizes: 1MiB,64MiB or 1MiB:1GiB:x4 "
-                        "(default: 1MiB:1GiB:x4 on GPU, 16KiB,256KiB on CPU)")
+                        "(default: 1MiB:1GiB:x4 on GPU, 16KiB,256KiB on CPU); each is rounded up "
+                        "to the bytes actually moved (16-byte shards on every rank of every group), "
+                        "and results record that size")
     parser.add_argument("--dtype", default="bf16", help="bf16 (default) or fp32")
     parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma list of {', '.join(MODES)}")
     parser.add_argument("--buffers", default=",".join(BUFFERS), help="dense, expert or both")
@@ -83,9 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rs-nccl-options", default="default", help="RS groups' NCCL options (same keys)")
     parser.add_argument("--sweep-nccl-options", action="store_true",
                         help="measure pg_collection under a grid of AG/RS NCCL options")
-    parser.add_argument("--out", help="run directory (default results/runs/<UTC timestamp>)")
+    parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                        help="auto (default): nccl on a CUDA host, which must have a GPU for every "
+                        "rank of a node, gloo on a host without GPUs; gloo: CPU timings even on a "
+                        "GPU host; nccl: refuse to run without a GPU per rank")
+    parser.add_argument("--out", help="run directory, new or empty (default "
+                        "results/runs/<UTC timestamp>-<launch id>); a run owns it until it ends")
     parser.add_argument("--resume", metavar="RUN_DIR",
-                        help="finish this incomplete run (same flags as the run): skip its finished cells")
+                        help="finish this incomplete run with its own configuration: skip its "
+                        "finished cells (flags given must match the run's)")
     parser.add_argument("--config", metavar="FILE.toml",
                         help="flag values from a TOML file (keys: flag names without --); flags override it")
     return parser
@@ -98,12 +109,80 @@ def default_ep(world_size: int, tp: int, etp: int | None, pp: int) -> int:
     return 2 if world_size % per_expert_grid == 0 and world_size // per_expert_grid >= 2 else 1
 
 
-def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConfig:
+LAYOUT_FLAGS = ("tp", "cp", "ep", "etp", "pp")
+
+
+def defaults_from_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded configuration (RunConfig.record(), checked by schema.validate_config)
+    as argparse defaults: `--resume RUN_DIR` alone runs with the run's own flags."""
+    layout = record["layout"]
+    return {
+        "sizes": ",".join(str(s) for s in record["sizes_bytes"]), "dtype": record["dtype"],
+        "modes": ",".join(record["modes"]), "buffers": ",".join(record["buffers"]),
+        "sources": ",".join(record["sources"]), "warmup": record["num_warmup"],
+        "iters": record["num_samples"], "ops_per_sample": record["ops_per_sample"],
+        "sample_ms": record["target_sample_ms"], "layers": record["step_layers"],
+        "step_sizes": ",".join(str(s) for s in record["step_sizes_bytes"]),
+        "gemm": "x".join(str(g) for g in record["gemm_mnk"]), "timeout": record["timeout_s"],
+        "no_check": not record["check"], "no_reference": not record["reference"],
+        "launch_bound": not record["hide_launch"], "no_telemetry": not record["telemetry"],
+        "graph": record["graph"], "ag_nccl_options": record["ag_options"].replace("+", ","),
+        "rs_nccl_options": record["rs_options"].replace("+", ","),
+        "sweep_nccl_options": record["sweep_nccl_options"], "backend": record["backend"],
+        # Fields newer than some recorded runs: a run recorded without them used the defaults.
+        "trace": record.get("trace", False), "issue": ",".join(record.get("issues", [DEFAULT_ISSUE])),
+        **{axis: layout.get(axis) for axis in LAYOUT_FLAGS}, "order": layout["order"],
+    }
+
+
+def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
+           ) -> tuple[argparse.Namespace, dict[str, Any] | None]:
+    """Flags over the TOML file over (with --resume) the run's recorded configuration."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    record = stored(args.resume) if args.resume and stored else None
+    if record is not None:
+        parser.set_defaults(**defaults_from_record(record))
     if args.config:
         parser.set_defaults(**config_file.load(args.config, parser))
+    if record is not None or args.config:
         args = parser.parse_args(argv)
+    for flag in ("out", "resume"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise ConfigError(f"--{flag} {getattr(args, flag)!r} names no directory")
+    for axis in LAYOUT_FLAGS:
+        value = getattr(args, axis)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{axis} {value}: parallel sizes must be >= 1")
+    return args, record
+
+
+def launch_request(argv: list[str], stored: Callable[[str], dict[str, Any]] | None = None
+                   ) -> tuple[str, int | None]:
+    """For the self-launch parent, before it knows the world: the backend asked for and, when
+    resuming, the run's world size."""
+    args, record = _parse(argv, stored)
+    return args.backend, (record["layout"]["world_size"] if record is not None else None)
+
+
+def default_out_dir(launch_id: str | None = None) -> str:
+    """results/runs/<UTC timestamp>-<launch id>: two runs started in the same second differ.
+    Under torchrun every rank must name the same folder, so the id is torchrun's run id."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    suffix = launch_id or f"{os.getpid()}-{secrets.token_hex(3)}"
+    return os.path.join("results", "runs", f"{stamp}-{suffix}")
+
+
+def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = None, gpus: int = 0,
+                   local_world_size: int | None = None,
+                   stored: Callable[[str], dict[str, Any]] | None = None) -> RunConfig:
+    """`backend` forces the backend (tests, and ranks whose parent decided); otherwise --backend
+    is decided against the `gpus` visible and the `local_world_size` ranks of this node.
+    `stored(run_dir)` returns the recorded configuration of a run to resume."""
+    args, _ = _parse(argv, stored)
+    if backend is None or args.backend != "auto":
+        backend = decide_backend(args.backend, gpus,
+                                 world_size if local_world_size is None else local_world_size)
     defaults = DEFAULTS[backend]
     if args.world_size is not None and args.world_size != world_size:
         raise ConfigError(f"--world-size {args.world_size} does not match the {world_size} launched ranks")
@@ -113,16 +192,21 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
     layout = layout_from_args(args, world_size, default_ep=default_ep(world_size, args.tp, args.etp, args.pp))
     if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise ConfigError(f"--out {args.out!r} and --resume {args.resume!r} name different run directories")
-    out = args.resume or args.out or os.path.join(
-        "results", "runs", datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    out = args.resume or args.out or default_out_dir(os.environ.get("TORCHELASTIC_RUN_ID"))
+    buffers = parse_choices(args.buffers, BUFFERS, "buffer")
+    groups = tuple(len(layout.rank_lists(RS_GROUP_KIND[b])[0]) for b in buffers)
+
+    def sizes(text: str) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(moved_bytes(s, groups) for s in parse_sizes(text)))
+
     if "megatron_core" in parse_choices(args.sources, SOURCES, "source"):
         require_megatron_core()
     return RunConfig(
         layout=layout, backend=backend,
-        sizes_bytes=parse_sizes(args.sizes or defaults["sizes"]),
+        sizes_bytes=sizes(defaults["sizes"] if args.sizes is None else args.sizes),
         dtype=args.dtype,
         modes=parse_choices(args.modes, MODES, "mode"),
-        buffers=parse_choices(args.buffers, BUFFERS, "buffer"),
+        buffers=buffers,
         sources=parse_choices(args.sources, SOURCES, "source"),
         issues=parse_choices(args.issue, ISSUE_STYLES, "issue style"),
         num_warmup=defaults["warmup"] if args.warmup is None else args.warmup,
@@ -130,8 +214,8 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
         ops_per_sample=args.ops_per_sample,
         target_sample_ms=DEFAULT_SAMPLE_MS if args.sample_ms is None else args.sample_ms,
         step_layers=args.layers,
-        step_sizes_bytes=parse_sizes(args.step_sizes or defaults["step_sizes"]),
-        gemm_mnk=parse_gemm(args.gemm or defaults["gemm"]),
+        step_sizes_bytes=sizes(defaults["step_sizes"] if args.step_sizes is None else args.step_sizes),
+        gemm_mnk=parse_gemm(defaults["gemm"] if args.gemm is None else args.gemm),
         out_dir=out,
         timeout_s=defaults["timeout"] if args.timeout is None else args.timeout,
         check=not args.no_check,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -55,6 +56,38 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     if not sizes:
         raise ConfigError(f"sizes {text!r} name no size")
     return tuple(dict.fromkeys(sizes))
+
+
+BACKEND_CHOICES = ("auto", "nccl", "gloo")
+SHARD_ALIGN_BYTES = 16
+"""Every rank's shard is padded to a multiple of this (measure/buffers.py): what NCCL needs."""
+
+
+def decide_backend(requested: str, gpus: int, local_ranks: int) -> str:
+    """The backend of a run with `local_ranks` ranks on this node and `gpus` GPUs visible here.
+    A CUDA host measures its GPUs: too few of them is an error, never a silent CPU run."""
+    if requested == "gloo":
+        return "gloo"
+    if requested not in ("auto", "nccl"):
+        raise ConfigError(f"--backend {requested!r} is not one of {', '.join(BACKEND_CHOICES)}")
+    if gpus >= local_ranks and gpus > 0:
+        return "nccl"
+    if gpus == 0 and requested == "auto":
+        return "gloo"
+    visible = f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}"
+    if gpus == 0:
+        raise ConfigError(f"--backend nccl: no GPU found on this node ({visible})")
+    raise ConfigError(f"{local_ranks} ranks on this node but {gpus} GPU(s) found ({visible}): start "
+                      f"at most {gpus} rank(s) per node, or pass --backend gloo to time CPU "
+                      "processes instead")
+
+
+def moved_bytes(size_bytes: int, group_sizes: tuple[int, ...]) -> int:
+    """The full-buffer bytes a size really moves: every group's shards padded to 16 bytes."""
+    quantum = SHARD_ALIGN_BYTES
+    for n in group_sizes:
+        quantum = math.lcm(quantum, SHARD_ALIGN_BYTES * n)
+    return -(-size_bytes // quantum) * quantum
 
 
 def parse_choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:

@@ -43,6 +43,8 @@ COMPARABLE: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     # How samples were taken: a launch-bound sample and a held one differ 3-5x at 1 MiB.
     ("timing method", lambda doc: {k: (doc["agrs_bench"].get("config") or {}).get(k)
                                    for k in ("hide_launch", "ops_per_sample", "target_sample_ms")}),
+    # Schema 1 timed each cell alone, schema 2 samples a comparison's cells in the same rounds.
+    ("timing engine (schema version)", lambda doc: doc["agrs_bench"].get("schema_version")),
 )
 
 

@@ -13,6 +13,8 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from agrs_bench.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -27,15 +29,65 @@ class DistInfo:
     """The NCCL fault-handling variables this process set (nccl only; the user's own are kept)."""
 
 
+@dataclass(frozen=True)
+class LaunchEnv:
+    """What torchrun told this process through the environment, checked."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+
+
+def _env_int(environ: dict[str, str] | os._Environ, name: str, default: int | None = None) -> int:
+    text = environ.get(name)
+    if text is None:
+        if default is None:
+            raise ConfigError(f"{name} is not set, but {_launch_markers(environ)} is: start the run "
+                              "with torchrun, or unset those variables to let it launch itself")
+        return default
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={text!r} is not an integer") from None
+
+
+def _launch_markers(environ) -> str:
+    return " and ".join(n for n in ("TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE") if n in environ) or "nothing"
+
+
+def launch_env(environ: dict[str, str] | os._Environ) -> LaunchEnv | None:
+    """None when torchrun did not start this process (then it launches itself); ConfigError
+    naming the variable when the launch variables are half there or not numbers."""
+    if not any(n in environ for n in ("TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE")):
+        return None
+    rank, world = _env_int(environ, "RANK"), _env_int(environ, "WORLD_SIZE")
+    local_world = _env_int(environ, "LOCAL_WORLD_SIZE", world)
+    local_rank = _env_int(environ, "LOCAL_RANK", 0)
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"RANK={rank} and WORLD_SIZE={world}: need 0 <= RANK < WORLD_SIZE")
+    if not 1 <= local_world <= world or not 0 <= local_rank < local_world:
+        raise ConfigError(f"LOCAL_RANK={local_rank} and LOCAL_WORLD_SIZE={local_world} do not fit "
+                          f"WORLD_SIZE={world}")
+    return LaunchEnv(rank, world, local_rank, local_world)
+
+
+def launched_by_torchrun() -> bool:
+    """Whether torchrun's variables are there at all (benchmarks/ uses it to skip); launch_env()
+    is the checked reading."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
+
+
+def visible_gpus() -> int:
+    """CUDA devices this process can use (0 without CUDA, or with CUDA_VISIBLE_DEVICES="")."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def pick_backend(local_world_size: int) -> str:
     """nccl when every local rank can have its own GPU, gloo otherwise."""
     if torch.cuda.is_available() and torch.cuda.device_count() >= local_world_size:
         return "nccl"
     return "gloo"
-
-
-def launched_by_torchrun() -> bool:
-    return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
 
 
 def node_id() -> str:

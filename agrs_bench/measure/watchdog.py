@@ -110,17 +110,27 @@ class Watchdog:
     def _expire(self, why: str, status: int) -> None:
         if not self._expiring.acquire(blocking=False):
             return
-        print(f"{self._prog}: rank {self._rank}: {why}", file=sys.stderr, flush=True)
+        _tell(f"{self._prog}: rank {self._rank}: {why}")
         if self.on_expire is not None:
             saver = threading.Thread(target=self._save, args=(self._last_phase,), daemon=True)
             saver.start()
             saver.join(SAVE_BUDGET_S)
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except OSError:
+            pass
         os._exit(status)
 
     def _save(self, phase: str) -> None:
         try:
             self.on_expire(phase)  # type: ignore[misc]
         except BaseException as err:  # exiting anyway: say why nothing was saved
-            print(f"{self._prog}: rank {self._rank}: could not save results: {err}",
-                  file=sys.stderr, flush=True)
+            _tell(f"{self._prog}: rank {self._rank}: could not save results: {err}")
+
+
+def _tell(line: str) -> None:
+    """One line on stderr; a closed stderr (the reader died) must not stop the save and exit."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass

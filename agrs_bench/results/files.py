@@ -10,7 +10,7 @@ import datetime
 import json
 import os
 import tempfile
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from agrs_bench.analysis import measures
 from agrs_bench.results import schema
@@ -25,18 +25,37 @@ RUN_FILES = (CONFIG_FILE, CELLS_FILE, RESULTS_FILE)
 """A directory holding any of these holds a run."""
 
 
+def _umask() -> int:
+    try:  # Linux >= 4.7 shows it without changing it (os.umask would, for every thread)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a final file gets the user's mode
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno is not None:  # disk full, read-only: say which file
+            raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
         raise
 
 
@@ -59,10 +78,15 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
 
 
 def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
-    with open(os.path.join(run_dir, CELLS_FILE), "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(benchmark) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    path = os.path.join(run_dir, CELLS_FILE)
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(benchmark) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:  # disk full, a read-only remount: say which cell was lost
+        raise OSError(err.errno, f"cannot append cell {benchmark.get('name')} to {path}: "
+                                 f"{err.strerror}") from None
 
 
 def drop_partial_line(run_dir: str) -> None:
@@ -76,18 +100,22 @@ def drop_partial_line(run_dir: str) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
-def read_cells(run_dir: str) -> list[dict[str, Any]]:
-    """Finished cells of a run; a last line cut short by a crash is ignored."""
+def read_cells(run_dir: str, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Finished cells of a run, each checked (schema.parse_cells): a last line cut short by a
+    crash is ignored, a damaged line is skipped with a warning passed to `warn`, anything else
+    raises SchemaError naming the line."""
     path = os.path.join(run_dir, CELLS_FILE)
     if not os.path.exists(path):
         return []
-    cells = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                cells.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise schema.SchemaError(f"{path}: cannot read ({err.strerror})") from None
+    cells, warnings = schema.parse_cells(raw, path)
+    for line in warnings:
+        if warn:
+            warn(line)
     return cells
 
 
@@ -162,8 +190,7 @@ def salvage(run_dir: str) -> bool:
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(os.path.join(run_dir, RESULTS_FILE)) or not os.path.exists(config_path):
         return False
-    with open(config_path, encoding="utf-8") as fh:
-        config = json.load(fh)
+    config = schema.load_config(config_path)
     # A resumed run measures a half-written comparison again whole: the last copy of a cell wins.
     cells = list({schema.cell_key(b["params"]): b for b in read_cells(run_dir)}.values())
     done = {schema.cell_id(b["params"]) for b in cells}

@@ -1,15 +1,18 @@
 """`--resume RUN_DIR`: finish an incomplete run with the very configuration that started it.
 
 The run's configuration is read from its config.json (written when the run directory was made),
-or from results.json when that is all there is; its finished cells from cells.jsonl. A resumed
+or from results.json when that is all there is, and checked field by field (schema.py); with no
+other flags it is the resumed run's configuration, and a flag given with another value is refused.
+Its finished cells come from cells.jsonl: a damaged line is reported with its number and skipped,
+the cells after it are kept; a line that is JSON but no cell is refused (exit 2). A resumed
 run measures only the cells that are missing, appends them to the same cells.jsonl, and writes
 results.json over all cells, so derived measures (overlap efficiency, speedup) span both parts.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import sys
 from typing import Any
 
 from agrs_bench.results import files as results
@@ -22,19 +25,27 @@ NOT_COMPARED = ("argv", "timeout_s", "cells")
 
 
 def stored_config(run_dir: str) -> dict[str, Any]:
-    for name, pick in ((results.CONFIG_FILE, lambda d: d),
-                       (results.RESULTS_FILE, lambda d: d["agrs_bench"]["config"])):
+    """The run's recorded configuration, checked (ConfigError naming the file, field and value)."""
+    for name in (results.CONFIG_FILE, results.RESULTS_FILE):
         path = os.path.join(run_dir, name)
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             continue
         try:
-            with open(path, encoding="utf-8") as fh:
-                return pick(json.load(fh))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ConfigError(f"--resume {run_dir!r}: cannot read the run's configuration from "
-                              f"{path} ({type(err).__name__})") from None
+            if name == results.CONFIG_FILE:
+                return schema.load_config(path)
+            meta = schema.load(path)["agrs_bench"]
+            return schema.validate_config(meta.get("config"), f"{path} agrs_bench.config")
+        except schema.SchemaError as err:
+            raise ConfigError(f"--resume {run_dir!r}: {err}") from None
     raise ConfigError(f"--resume {run_dir!r} holds no run (no {results.CONFIG_FILE} or "
                       f"{results.RESULTS_FILE})")
+
+
+def stored_for_flags(run_dir: str) -> dict[str, Any]:
+    """For config.cli: the recorded configuration of `--resume RUN_DIR` (checked)."""
+    if not os.path.isdir(run_dir):
+        raise ConfigError(f"--resume {run_dir!r} is not a directory")
+    return stored_config(run_dir)
 
 
 def first_difference(stored: dict[str, Any], now: dict[str, Any]) -> str | None:
@@ -46,7 +57,7 @@ def first_difference(stored: dict[str, Any], now: dict[str, Any]) -> str | None:
     return None
 
 
-def finished_cells(cfg: RunConfig) -> list[dict[str, Any]]:
+def finished_cells(cfg: RunConfig, warn: bool = True) -> list[dict[str, Any]]:
     """Check that `cfg` may resume its out_dir (touches nothing); return the finished cells."""
     run_dir = cfg.out_dir
     if not os.path.isdir(run_dir):
@@ -55,7 +66,12 @@ def finished_cells(cfg: RunConfig) -> list[dict[str, Any]]:
     if difference:
         raise ConfigError(f"--resume {run_dir!r}: configuration differs from the run's: {difference}")
     wanted = {schema.cell_key(c) for c in cfg.cells()}
-    done = [b for b in results.read_cells(run_dir) if schema.cell_key(b["params"]) in wanted]
+    try:
+        cells = results.read_cells(run_dir, warn=(lambda line: print(
+            f"agrs_bench.run: warning: {line}", file=sys.stderr, flush=True)) if warn else None)
+    except schema.SchemaError as err:
+        raise ConfigError(f"--resume {run_dir!r}: {err}") from None
+    done = [b for b in cells if schema.cell_key(b["params"]) in wanted]
     done = list({schema.cell_key(b["params"]): b for b in done}.values())
     if len(done) == len(wanted) and _is_complete(run_dir):
         raise ConfigError(f"--resume {run_dir!r}: the run is already complete ({len(wanted)} cells)")
@@ -64,7 +80,6 @@ def finished_cells(cfg: RunConfig) -> list[dict[str, Any]]:
 
 def _is_complete(run_dir: str) -> bool:
     try:
-        with open(os.path.join(run_dir, results.RESULTS_FILE), encoding="utf-8") as fh:
-            return json.load(fh)["agrs_bench"]["complete"] is True
-    except (OSError, ValueError, KeyError, TypeError):
+        return schema.load(os.path.join(run_dir, results.RESULTS_FILE))["agrs_bench"].get("complete") is True
+    except schema.SchemaError:
         return False

@@ -1,8 +1,16 @@
-"""The run directory: checked before launch (touching nothing), created by rank 0 once the
-preflight checks passed, with config.json naming every cell the run will measure."""
+"""The run directory: checked before launch (touching nothing), then taken by one run alone.
+
+A run owns its directory from the moment it takes it: a new run creates it (or takes an empty
+one) and creates its lock file exclusively; every run, new or resumed, holds an flock on that
+file until it ends, so a second run into the same folder is refused (exit 2) and touches nothing
+of the first. The self-launch parent takes the directory before it starts torchrun and tells
+rank 0 so through OWNER_ENV; under a bare torchrun rank 0 takes it.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import tempfile
@@ -13,16 +21,37 @@ from agrs_bench.results import files as results
 from agrs_bench.results import resume
 from agrs_bench.results import schema
 
+LOCK_FILE = ".agrs_bench.lock"
+OWNER_ENV = "AGRS_BENCH_RUN_DIR_OWNER"
+"""Set by the self-launch parent to the absolute run directory it holds for its ranks."""
+# Every name a run writes into its directory (report.md and plots/ come from render.report):
+# a folder holding one of them is a run, or holds files of a user's that a run must not replace.
+OUTPUT_NAMES = (*results.RUN_FILES, results.CSV_FILE, "report.md", "plots", "flight_recorder", LOCK_FILE)
+NAME_MAX = 255
+
 
 def check_out_dir(out: str) -> None:
-    """The run directory must be new (or hold no run) and creatable; leaves nothing behind."""
+    """The run directory must be new (or empty of a run's names) and creatable; leaves nothing."""
+    if not out or not out.strip():
+        raise ConfigError("--out '' names no directory")
+    for part in out.split(os.sep):
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise ConfigError(f"--out {out[:40]!r}...: a name in it is {len(os.fsencode(part))} bytes long "
+                              f"(at most {NAME_MAX})")
+    if os.path.islink(out) and not os.path.exists(out):
+        raise ConfigError(f"--out {out!r} is a dangling symbolic link (to {os.readlink(out)!r})")
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError(f"--out {out!r} exists and is not a directory")
-    if os.path.isdir(out) and any(os.path.exists(os.path.join(out, f)) for f in results.RUN_FILES):
-        raise ConfigError(f"--out {out!r} already holds a run; choose another directory "
-                          "(or --resume it)")
+    if os.path.isdir(out):
+        found = [name for name in OUTPUT_NAMES if os.path.lexists(os.path.join(out, name))]
+        if any(name in (*results.RUN_FILES, LOCK_FILE) for name in found):
+            raise ConfigError(f"--out {out!r} already holds a run; choose another directory "
+                              "(or --resume it)")
+        if found:
+            raise ConfigError(f"--out {out!r} already holds {found[0]}, which a run would replace; "
+                              "choose a new or empty directory")
     ancestor = os.path.abspath(out)
-    while not os.path.exists(ancestor):
+    while not os.path.lexists(ancestor):
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
         raise ConfigError(f"--out {out!r} is not writable ({ancestor!r} is not a directory)")
@@ -36,23 +65,103 @@ def check_run_dir(cfg: RunConfig) -> list[dict]:
     """Touches nothing: a new run needs a usable --out; a resumed one, a matching run.
     Returns the finished cells of a resumed run."""
     if cfg.resume:
-        return resume.finished_cells(cfg)
-    check_out_dir(cfg.out_dir)
+        return resume.finished_cells(cfg, warn=not owned_by_parent(cfg))  # the parent warned
+    if not owned_by_parent(cfg):  # the parent checked it, then took it for this launch
+        check_out_dir(cfg.out_dir)
     return []
 
 
-def prepare_run_dir(cfg: RunConfig) -> None:
-    """Rank 0 only, once the preflight checks passed: create the run directory and config.json."""
+class RunDirLock:
+    """The held lock of a run directory; `created` when this run made the directory itself."""
+
+    def __init__(self, fd: int, path: str, created: bool) -> None:
+        self.fd, self.path, self.created = fd, path, created
+
+    def release(self, remove_if_unused: bool = False) -> None:
+        """Let go; with `remove_if_unused`, first undo what taking a new directory made, when the
+        run wrote nothing into it (bad input found by the ranks)."""
+        if self.fd < 0:
+            return
+        if remove_if_unused:
+            folder = os.path.dirname(self.path)
+            if set(os.listdir(folder)) <= {LOCK_FILE}:
+                os.unlink(self.path)
+                if self.created:
+                    os.rmdir(folder)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def take_run_dir(cfg: RunConfig) -> RunDirLock:
+    """Take cfg.out_dir for this run alone (ConfigError, exit 2, when another run has it)."""
+    out = cfg.out_dir
+    created = False
+    if not cfg.resume:
+        check_out_dir(out)
+        try:
+            parent = os.path.dirname(os.path.abspath(out))
+            os.makedirs(parent, exist_ok=True)
+            os.mkdir(out)
+            created = True
+        except FileExistsError:
+            if not os.path.isdir(out):
+                raise ConfigError(f"--out {out!r} exists and is not a directory") from None
+        except OSError as err:
+            raise ConfigError(f"--out {out!r} cannot be created ({err.strerror})") from None
+    path = os.path.join(out, LOCK_FILE)
+    flags = os.O_WRONLY | os.O_CREAT | (0 if cfg.resume else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except FileExistsError:
+        raise ConfigError(f"--out {out!r} already holds a run (another run took it); choose another "
+                          "directory") from None
+    except OSError as err:
+        raise ConfigError(f"{'--resume' if cfg.resume else '--out'} {out!r}: cannot create "
+                          f"{LOCK_FILE} ({err.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if err.errno in (errno.EAGAIN, errno.EACCES):
+            raise ConfigError(f"{out!r} is in use by another run (pid {_holder(path)}); wait for it "
+                              "to end") from None
+        raise ConfigError(f"{out!r}: cannot lock {LOCK_FILE} ({err.strerror})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    lock = RunDirLock(fd, path, created)
+    if not cfg.resume:
+        others = [n for n in OUTPUT_NAMES if n != LOCK_FILE and os.path.lexists(os.path.join(out, n))]
+        if others:  # appeared between the check and the lock
+            lock.release()
+            raise ConfigError(f"--out {out!r} already holds {others[0]}; choose another directory")
+    return lock
+
+
+def _holder(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip() or "?"
+    except (OSError, ValueError):
+        return "?"
+
+
+def owned_by_parent(cfg: RunConfig) -> bool:
+    return os.environ.get(OWNER_ENV) == os.path.abspath(cfg.out_dir)
+
+
+def prepare_run_dir(cfg: RunConfig) -> RunDirLock | None:
+    """Rank 0 only, once the preflight checks passed: take the run directory (unless the
+    self-launch parent holds it) and write config.json. Returns the lock this rank holds."""
+    lock = None if owned_by_parent(cfg) else take_run_dir(cfg)
     if cfg.resume:
         results.drop_partial_line(cfg.out_dir)
-        return
-    check_out_dir(cfg.out_dir)
-    try:
-        os.makedirs(cfg.out_dir, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"--out {cfg.out_dir!r} cannot be created ({err.strerror})") from None
+        return lock
     cell_ids = [schema.cell_id(dict(c, world_size=cfg.layout.world_size)) for c in cfg.cells()]
-    results.write_atomic(os.path.join(cfg.out_dir, results.CONFIG_FILE),
-                         json.dumps(dict(cfg.record(), cells=cell_ids), indent=1) + "\n")
-
-
+    try:
+        results.write_atomic(os.path.join(cfg.out_dir, results.CONFIG_FILE),
+                             json.dumps(dict(cfg.record(), cells=cell_ids), indent=1) + "\n")
+    except OSError as err:
+        if lock:
+            lock.release(remove_if_unused=True)
+        raise ConfigError(f"--out {cfg.out_dir!r}: cannot write {results.CONFIG_FILE} ({err.strerror})") from None
+    return lock

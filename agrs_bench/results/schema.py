@@ -10,11 +10,15 @@ Report, plots and compare read these files and nothing else.
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+from typing import Any, Callable
 
 from agrs_bench.vocab import size_label  # noqa: F401 (cell names use it; renderers import it here)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# 1: each cell timed alone (before the paired engine); 2: the cells of a comparison sampled in
+# the same rounds, with intervals. Both read; the gate never compares one with the other.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 PARAM_KEYS = ("mode", "buffer", "source", "size_bytes", "dtype", "world_size", "group_size")
 # Optional params with their defaults: a cell without them is an eager cell on default options.
 OPTIONAL_PARAMS = {"exec": "eager", "nccl_options": "default", "issue": "role_streams"}
@@ -59,55 +63,277 @@ def benchmark_entry(params: dict[str, Any], stats: dict[str, Any], extra_info: d
     }
 
 
+# The one validation layer for every file a command reads (results.json, cells.jsonl lines,
+# config.json): shape and type first, so that nothing downstream meets a surprise. Each check
+# names the file, the field and the value; optional fields are checked only when present.
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if _jsonable(value) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=True)
+        return True
+    except (TypeError, ValueError, RecursionError):
+        return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_positive_finite(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value) and value > 0
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _need(ok: bool, origin: str, field: str, value: Any, what: str) -> None:
+    if not ok:
+        raise SchemaError(f"{origin}: {field} = {_show(value)} is not {what}")
+
+
+def _object(value: Any, origin: str, field: str) -> dict[str, Any]:
+    _need(isinstance(value, dict), origin, field, value, "an object")
+    return value
+
+
+def _optional(table: dict[str, Any], key: str, check: Callable[[Any], bool], origin: str,
+              field: str, what: str) -> None:
+    if key in table:
+        _need(check(table[key]), origin, f"{field}.{key}", table[key], what)
+
+
+def _str_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or _is_number(value)
+
+
+def _interval_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and len(value) == 2
+                             and all(_is_number(v) for v in value))
+
+
+PARAM_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "mode": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "buffer": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "source": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "size_bytes": (lambda v: _is_count(v) and v > 0, "a positive integer"),
+    "dtype": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
+    "group_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
+}
+COUNT_STATS = ("rounds", "iqr_outliers", "stddev_outliers", "iterations")
+# Times that are differences of samples (stddev, iqr) may be 0; every other time must be > 0.
+SPREAD_STATS = ("stddev", "iqr")
+
+
+def validate_cell(bench: Any, origin: str, field: str = "cell") -> dict[str, Any]:
+    """One benchmark entry (a results.json benchmark or a cells.jsonl line)."""
+    bench = _object(bench, origin, field)
+    for key in ("name", "params", "stats", "extra_info"):
+        if key not in bench:
+            raise SchemaError(f"{origin}: {field} has no {key!r}")
+    _need(isinstance(bench["name"], str), origin, f"{field}.name", bench["name"], "a string")
+    params = _object(bench["params"], origin, f"{field}.params")
+    for key, (check, what) in PARAM_CHECKS.items():
+        if key not in params:
+            raise SchemaError(f"{origin}: {field}.params lacks {key!r}")
+        _need(check(params[key]), origin, f"{field}.params.{key}", params[key], what)
+    for key in OPTIONAL_PARAMS:
+        _optional(params, key, lambda v: isinstance(v, str) and bool(v), origin, f"{field}.params",
+                  "a non-empty string")
+    stats = _object(bench["stats"], origin, f"{field}.stats")
+    lacking = [k for k in STATS_KEYS if k not in stats]
+    if lacking:  # pytest-benchmark compare and our renderers read every one of these
+        raise SchemaError(f"{origin}: {field}.stats lacks {lacking[0]!r}")
+    data = stats["data"]
+    _need(isinstance(data, list) and bool(data), origin, f"{field}.stats.data", data,
+          "a non-empty list of samples")
+    for i, sample in enumerate(data):
+        _need(_is_positive_finite(sample), origin, f"{field}.stats.data[{i}]", sample,
+              "a finite number of seconds > 0")
+    for key in STATS_KEYS:
+        value = stats[key]
+        if key in ("data", "outliers"):
+            continue
+        if key in COUNT_STATS:
+            _need(_is_count(value), origin, f"{field}.stats.{key}", value, "a count (integer >= 0)")
+        elif key in SPREAD_STATS:
+            _need(_is_number(value) and math.isfinite(value) and value >= 0, origin,
+                  f"{field}.stats.{key}", value, "a finite number >= 0")
+        else:
+            _need(_is_positive_finite(value), origin, f"{field}.stats.{key}", value,
+                  "a finite number > 0")
+    _need(isinstance(stats["outliers"], str), origin, f"{field}.stats.outliers", stats["outliers"],
+          "a string")
+    extra = _object(bench["extra_info"], origin, f"{field}.extra_info")
+    for key, value in extra.items():
+        if key.endswith("_ci") or "_ci_" in key:  # busbw_gbps_ci, median_ci_s: [low, high]
+            _need(_interval_or_none(value), origin, f"{field}.extra_info.{key}", value,
+                  "an interval [low, high] or null")
+        elif key.endswith(("_s", "_gbps", "_fraction", "_efficiency", "_slowdown")) or \
+                key.startswith(("speedup", "busbw", "time_over")):
+            _need(_number_or_none(value), origin, f"{field}.extra_info.{key}", value,
+                  "a number or null")
+    _optional(extra, "warnings", lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v),
+              origin, f"{field}.extra_info", "a list of strings")
+    for key in ("options",):
+        _optional(bench, key, lambda v: isinstance(v, dict), origin, field, "an object")
+    return bench
+
+
 def validate(doc: Any, origin: str) -> dict[str, Any]:
-    """Raise SchemaError naming `origin` and the first thing wrong; return the document."""
+    """Raise SchemaError naming `origin`, the field and the value of the first thing wrong;
+    return the document."""
     if not isinstance(doc, dict):
         raise SchemaError(f"{origin}: top level is {type(doc).__name__}, not an object")
     for key in ("machine_info", "commit_info", "benchmarks", "datetime", "version", "agrs_bench"):
         if key not in doc:
             raise SchemaError(f"{origin}: no {key!r} key (not an agrs_bench results.json)")
     meta = doc["agrs_bench"]
-    if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(meta, dict) or meta.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
         raise SchemaError(f"{origin}: agrs_bench.schema_version is "
-                          f"{meta.get('schema_version') if isinstance(meta, dict) else meta!r}, "
-                          f"expected {SCHEMA_VERSION}")
-    if not isinstance(doc["benchmarks"], list):
-        raise SchemaError(f"{origin}: 'benchmarks' is not a list")
+                          f"{_show(meta.get('schema_version')) if isinstance(meta, dict) else _show(meta)}, "
+                          f"expected one of {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
+    _optional(meta, "complete", lambda v: isinstance(v, bool), origin, "agrs_bench", "true or false")
+    _optional(meta, "missing_cells", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+              origin, "agrs_bench", "a list of cell names")
+    for key in ("config", "summary", "megatron_core"):
+        _optional(meta, key, lambda v: isinstance(v, dict), origin, "agrs_bench", "an object")
+    info = _object(doc["machine_info"], origin, "machine_info")
+    _optional(info, "gpu_name", _str_or_none, origin, "machine_info", "a string or null")
+    _optional(info, "backend", _str_or_none, origin, "machine_info", "a string or null")
+    _optional(info, "world_size", lambda v: v is None or (_is_count(v) and v > 0), origin, "machine_info",
+              "a positive integer")
+    _optional(info, "num_hosts", lambda v: _is_count(v) and v > 0, origin, "machine_info",
+              "a positive integer")
+    _optional(info, "env", lambda v: isinstance(v, dict), origin, "machine_info", "an object")
+    _optional(info, "layout", lambda v: v is None or isinstance(v, (dict, str)), origin, "machine_info",
+              "an object")
+    commit = _object(doc["commit_info"], origin, "commit_info")
+    _optional(commit, "id", _str_or_none, origin, "commit_info", "a string or null")
+    _need(isinstance(doc["datetime"], str), origin, "datetime", doc["datetime"], "a string")
+    _need(isinstance(doc["version"], str), origin, "version", doc["version"], "a string")
+    _need(isinstance(doc["benchmarks"], list), origin, "benchmarks", doc["benchmarks"], "a list")
     for i, bench in enumerate(doc["benchmarks"]):
-        if not isinstance(bench, dict):
-            raise SchemaError(f"{origin}: benchmarks[{i}] is not an object")
-        for key in ("name", "params", "stats", "extra_info"):
-            if key not in bench:
-                raise SchemaError(f"{origin}: benchmarks[{i}] has no {key!r}")
-        missing = [k for k in PARAM_KEYS if k not in bench["params"]]
-        if missing:
-            raise SchemaError(f"{origin}: benchmarks[{i}].params lacks {missing[0]!r}")
-        if not isinstance(bench["stats"], dict):
-            raise SchemaError(f"{origin}: benchmarks[{i}].stats is not an object")
-        lacking = [k for k in STATS_KEYS if k not in bench["stats"]]
-        if lacking:  # pytest-benchmark compare and our renderers read every one of these
-            raise SchemaError(f"{origin}: benchmarks[{i}].stats lacks {lacking[0]!r}")
-        data = bench["stats"].get("data")
-        if not isinstance(data, list) or not data or not all(isinstance(x, (int, float)) for x in data):
-            raise SchemaError(f"{origin}: benchmarks[{i}].stats.data is not a non-empty list of numbers")
+        validate_cell(bench, origin, f"benchmarks[{i}]")
     return doc
+
+
+# config.json (and agrs_bench.config): the fields `--resume RUN_DIR` restores a run from.
+_INT_LIST = (lambda v: isinstance(v, list) and bool(v) and all(_is_count(x) and x > 0 for x in v),
+             "a non-empty list of positive integers")
+_STR_LIST = (lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v),
+             "a non-empty list of strings")
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+_STR = (lambda v: isinstance(v, str), "a string")
+_COUNT = (_is_count, "an integer >= 0")
+_POSITIVE = (_is_positive_finite, "a finite number > 0")
+CONFIG_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "sizes_bytes": _INT_LIST, "dtype": _STR, "modes": _STR_LIST, "buffers": _STR_LIST,
+    "sources": _STR_LIST, "num_warmup": _COUNT, "num_samples": _COUNT, "ops_per_sample": _COUNT,
+    "target_sample_ms": _POSITIVE, "step_layers": _COUNT, "step_sizes_bytes": _INT_LIST,
+    "gemm_mnk": (lambda v: _INT_LIST[0](v) and len(v) == 3, "three positive integers"),
+    "timeout_s": _POSITIVE, "check": _BOOL, "backend": _STR, "reference": _BOOL,
+    "hide_launch": _BOOL, "telemetry": _BOOL, "graph": _BOOL, "ag_options": _STR, "rs_options": _STR,
+    "sweep_nccl_options": _BOOL,
+    "layout": (lambda v: isinstance(v, dict) and all(_is_count(v.get(k)) and v.get(k) > 0 for k in
+                                                     ("world_size", "tp", "cp", "ep", "pp"))
+               and isinstance(v.get("order"), str)
+               and (v.get("etp") is None or (_is_count(v["etp"]) and v["etp"] > 0)),
+               "an object with positive world_size, tp, cp, ep, pp and an order"),
+}
+CONFIG_OPTIONAL = {"argv": (lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+                            "a list of strings"),
+                   "cells": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+                             "a list of cell names"),
+                   "trace": (lambda v: isinstance(v, bool), "true or false"),
+                   "issues": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(i, str) for i in v),
+                              "a non-empty list of issue styles")}
+
+
+def validate_config(record: Any, origin: str) -> dict[str, Any]:
+    """A run's recorded configuration (RunConfig.record(), plus `cells` in config.json)."""
+    if not isinstance(record, dict):
+        raise SchemaError(f"{origin}: top level is {type(record).__name__}, not an object "
+                          "(not an agrs_bench config.json)")
+    for key, (check, what) in CONFIG_CHECKS.items():
+        if key not in record:
+            raise SchemaError(f"{origin}: no {key!r} key (not an agrs_bench config.json)")
+        _need(check(record[key]), origin, key, record[key], what)
+    for key, (check, what) in CONFIG_OPTIONAL.items():
+        if key in record:
+            _need(check(record[key]), origin, key, record[key], what)
+    return record
+
+
+def read_json(path: str, expected: str = "") -> Any:
+    """The JSON value in `path`; SchemaError (with the path) when it cannot be read as JSON."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SchemaError(f"{path}: is a directory{' without ' + expected if expected else ''}") from None
+    except OSError as err:
+        raise SchemaError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SchemaError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    if not text.strip():
+        raise SchemaError(f"{path}: file is empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SchemaError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    except RecursionError:
+        raise SchemaError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def load(path: str) -> dict[str, Any]:
     """Read and validate one results.json; SchemaError (with the path) on anything wrong."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SchemaError(f"{path}: is a directory without results.json") from None
-    except OSError as err:
-        raise SchemaError(f"{path}: cannot read ({err.strerror})") from None
-    if not text.strip():
-        raise SchemaError(f"{path}: file is empty")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SchemaError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
-    return validate(doc, path)
+    return validate(read_json(path, "results.json"), path)
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """Read and validate a config.json."""
+    return validate_config(read_json(path), path)
+
+
+def parse_cells(raw: bytes, origin: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The cells of a cells.jsonl and one warning per damaged line (skipped; later cells kept).
+
+    A line that is not JSON (a torn write) is damaged; a last line without its newline was cut by
+    a crash and is dropped silently. A line that is JSON but not a cell, or bytes that are not
+    UTF-8, mean the file is not what this program wrote: SchemaError naming the line.
+    """
+    cells, warnings = [], []
+    lines = raw.split(b"\n")
+    complete_lines = lines[:-1]  # after the last newline: empty, or a line a crash cut short
+    for number, line in enumerate(complete_lines, start=1):
+        where = f"{origin} line {number}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise SchemaError(f"{where}: not UTF-8 text (byte {err.start})") from None
+        if not text.strip():
+            continue
+        try:
+            cell = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as err:
+            warnings.append(f"{where}: damaged, skipped ({getattr(err, 'msg', 'nested too deeply')}); "
+                            "the cells after it are kept")
+            continue
+        cells.append(validate_cell(cell, where))
+    return cells, warnings
