@@ -73,5 +73,7 @@ def summarize_run(benchmarks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def of(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document's stored summary, or (files written before it existed) one drawn now."""
-    return doc["agrs_bench"].get("summary") or summarize_run(doc["benchmarks"])
+    """The run's findings, drawn from its cells. The copy stored in results.json is for other
+    readers; it is never trusted here, since a hand-edited or truncated copy could contradict the
+    cells it came from (and files written before it existed have none)."""
+    return summarize_run(doc["benchmarks"])
