@@ -29,17 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", help="full-buffer sizes: 1MiB,64MiB or 1MiB:1GiB:x4 "
                         f"(default: {DEFAULTS['nccl']['sizes']} on GPU, {DEFAULTS['gloo']['sizes']} on CPU)")
     parser.add_argument("--dtype", default="bf16", help="bf16 or fp32 (default: %(default)s)")
-    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma list of {', '.join(MODES)} (default: %(default)s)")
+    parser.add_argument("--modes", default=DEFAULT_MODES,
+                        help=f"comma list of {', '.join(MODES)} (default: %(default)s)")
     parser.add_argument("--buffers", default=",".join(BUFFERS), help="dense, expert or both (default: %(default)s)")
-    parser.add_argument("--sources", default=",".join(SOURCES), help=f"comma list of {', '.join(SOURCES)} (default: %(default)s)")
+    parser.add_argument("--sources", default=",".join(SOURCES),
+                        help=f"comma list of {', '.join(SOURCES)} (default: %(default)s)")
     parser.add_argument("--warmup", type=int, help="untimed iterations per cell "
                         f"(default: {DEFAULTS['nccl']['warmup']} on GPU, {DEFAULTS['gloo']['warmup']} on CPU)")
     parser.add_argument("--iters", type=int, help="timed samples per cell "
                         f"(default: {DEFAULTS['nccl']['samples']} on GPU, {DEFAULTS['gloo']['samples']} on CPU)")
     parser.add_argument("--ops-per-sample", type=int, default=0,
                         help="back-to-back iterations per timed sample (0: from --sample-ms; default: %(default)s)")
-    parser.add_argument("--sample-ms", type=float, help="with --ops-per-sample 0, aim for samples this long (default: "
-                        f"{DEFAULTS['nccl']['target_sample_ms']:g} on GPU, {DEFAULTS['gloo']['target_sample_ms']:g} on CPU)")
+    parser.add_argument("--sample-ms", type=float,
+                        help="with --ops-per-sample 0, aim for samples this long (default: "
+                        f"{DEFAULTS['nccl']['target_sample_ms']:g} on GPU, "
+                        f"{DEFAULTS['gloo']['target_sample_ms']:g} on CPU)")
     parser.add_argument("--layers", type=int, default=8, help="fsdp_step: layers per step (default: %(default)s)")
     parser.add_argument("--step-sizes", help="fsdp_step: bucket bytes per layer and buffer kind "
                         f"(default: {DEFAULTS['nccl']['step_sizes']} on GPU, {DEFAULTS['gloo']['step_sizes']} on CPU)")
@@ -58,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ag-nccl-options", default="default",
                         help="AG groups' NCCL options: high_priority,min_ctas=N,max_ctas=N,cga_cluster_size=N "
                         "(default: %(default)s)")
-    parser.add_argument("--rs-nccl-options", default="default", help="RS groups' NCCL options (same keys; default: %(default)s)")
+    parser.add_argument("--rs-nccl-options", default="default",
+                        help="RS groups' NCCL options (same keys; default: %(default)s)")
     parser.add_argument("--sweep-nccl-options", action="store_true",
                         help="measure pg_collection under a grid of AG/RS NCCL options")
     parser.add_argument("--out", help="run directory (default results/runs/<UTC timestamp>)")
