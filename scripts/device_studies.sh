@@ -9,7 +9,8 @@
 # Usage: scripts/device_studies.sh OUT_DIR
 set -uo pipefail
 out=${1:?usage: scripts/device_studies.sh OUT_DIR}
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+# shellcheck source=scripts/device_env.sh
+source "$(dirname "$0")/device_env.sh"
 run() { local n=$1 name=$2; shift 2
   mkdir -p "$(dirname "$out/$name")"
   timeout 300 torchrun --standalone --nproc-per-node="$n" -m agrs_bench.run --out "$out/$name" "$@" 2>&1 \

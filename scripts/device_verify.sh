@@ -5,7 +5,9 @@
 # --resume; a rank SIGSTOPped mid-run (timeout fires, flight recorder dumps). Usage: OUT_DIR
 set -uo pipefail
 out=${1:?usage: scripts/device_verify.sh OUT_DIR}
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1 CUDA_VISIBLE_DEVICES=0,1
+# shellcheck source=scripts/device_env.sh
+source "$(dirname "$0")/device_env.sh"
+export CUDA_VISIBLE_DEVICES=0,1
 mkdir -p "$out"
 timeout 300 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -4 | tee "$out/gpu-tests.log"
 F=(--sizes 1MiB,64MiB --buffers dense --modes ag,rs,ag_rs --iters 5 --timeout 30)
