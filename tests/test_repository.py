@@ -48,7 +48,7 @@ def docstring(module: str) -> str | None:
 
 
 def summary(module: str) -> str:
-    return (docstring(module) or "").splitlines()[0].strip() if docstring(module) else ""
+    return next(iter((docstring(module) or "").splitlines()), "").strip()
 
 
 def layers_table() -> str:
@@ -100,14 +100,12 @@ def test_every_package_on_a_floor_says_its_job_in_one_line():
 
 
 def _markdown_files() -> list[str]:
-    files = ["README.md"]
-    for top in ("docs", "results"):
-        for folder, dirs, names in os.walk(os.path.join(ROOT, top)):
-            dirs[:] = [d for d in dirs if not (top == "results" and folder.endswith("results")
-                                               and d in IGNORED_RESULTS)]
-            files += [os.path.relpath(os.path.join(folder, n), ROOT) for n in names
-                      if n.endswith(".md") and (top == "docs" or n == "README.md")]
-    return files
+    """README.md, every page under docs/, and the README of every results folder."""
+    docs = [os.path.relpath(os.path.join(folder, n), ROOT)
+            for folder, _, names in os.walk(os.path.join(ROOT, "docs")) for n in names if n.endswith(".md")]
+    readmes = [os.path.join(folder, "README.md") for folder in _result_folders()
+               if os.path.isfile(os.path.join(ROOT, folder, "README.md"))]
+    return ["README.md", *docs, *readmes]
 
 
 def test_every_link_resolves_inside_the_repository():
