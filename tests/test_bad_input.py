@@ -4,15 +4,12 @@ traceback and leaves no new file behind. `run` cases go through the self-launch 
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from agrs_bench.config.cli import parse_run_args
-
-FAST = ["--sizes", "4KiB", "--iters", "2", "--warmup", "1"]
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import launch
+from tests.launch import FAST
 
 
 def _write(path, text):
@@ -22,7 +19,7 @@ def _write(path, text):
 
 def _run_dir(tmp, sizes="4KiB", complete=False):
     """A run directory as a failed run leaves it: config.json and, if asked, a complete results.json."""
-    cfg = parse_run_args(["--sizes", sizes, "--iters", "2", "--warmup", "1"], world_size=2, backend="gloo")
+    cfg = parse_run_args([*FAST, "--sizes", sizes], world_size=2, backend="gloo")
     _write(tmp / "old" / "config.json", json.dumps(cfg.record()))
     if complete:
         doc = {"machine_info": {}, "commit_info": {}, "benchmarks": [], "datetime": "x", "version": "5",
@@ -133,6 +130,7 @@ def _tree(root):
                   for f in files + dirs)
 
 
+@pytest.mark.gloo
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_exits_2_with_one_line(case, tmp_path):
     command, argv, setup, needle = CASES[case]
@@ -145,10 +143,8 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
         argv = [*out, *FAST, *argv]
     if command == "compare":
         argv = [*argv, "--out", str(tmp_path / "cmp")]
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench", command, *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, OMP_NUM_THREADS="1",
-                                   PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])))
+    proc = launch.run(launch.cli_cmd(command, *argv), deadline_s=120, cwd=str(tmp_path),
+                      env_extra={"PYTHONPATH": os.pathsep.join([launch.ROOT, os.environ.get("PYTHONPATH", "")])})
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

@@ -1,14 +1,12 @@
 """Baseline naming and keeping: <card>-x<N>.json, never replaced without --force."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from agrs_bench.results import baseline
 from agrs_bench.errors import ConfigError
-from tests import synthetic
+from tests import launch, synthetic
 
 
 @pytest.mark.parametrize("gpu, card", [("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"),
@@ -17,6 +15,7 @@ def test_card_name(gpu, card):
     assert baseline.card_name(gpu) == card
 
 
+@pytest.mark.gloo
 def test_keep_names_by_card_and_refuses_to_overwrite(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -27,6 +26,6 @@ def test_keep_names_by_card_and_refuses_to_overwrite(tmp_path):
     with pytest.raises(ConfigError, match="already exists; pass --force"):
         baseline.keep(str(run), folder=str(tmp_path / "b"))
     assert baseline.keep(str(run), folder=str(tmp_path / "b"), force=True) == str(expected)
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench", "baseline", str(run), "--dir", str(tmp_path / "b"),
-                           "--path-only"], capture_output=True, text=True, timeout=60)
+    proc = launch.run(launch.cli_cmd("baseline", str(run), "--dir", str(tmp_path / "b"), "--path-only"),
+                      deadline_s=60)
     assert proc.returncode == 0 and proc.stdout.strip() == str(expected)

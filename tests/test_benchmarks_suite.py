@@ -2,45 +2,35 @@
 skips instead of waiting for peers."""
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 
-TINY = {"AGRS_BENCH_SIZES": "4KiB", "AGRS_BENCH_ROUNDS": "3", "AGRS_BENCH_WARMUP": "1",
-        "AGRS_BENCH_TIMEOUT_S": "60", "OMP_NUM_THREADS": "1"}
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import launch
+
+pytestmark = pytest.mark.gloo
 
 
-def _env():
-    env = dict(os.environ, **TINY)
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_RUN_ID"):
-        env.pop(name, None)
-    return env
-
-
-@pytest.mark.gloo
 def test_torchrun_suite_writes_pytest_benchmark_json(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "pytest", "benchmarks/", f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider"],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
+    proc = launch.run(launch.torchrun_cmd(2, "benchmarks/", f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider",
+                                          module="pytest"),
+                      deadline_s=240, cwd=launch.ROOT, env_extra=launch.FAST_BENCH_ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(doc)
     assert len(doc["benchmarks"]) == 3 * 2 * 3
     for bench in doc["benchmarks"]:
-        assert bench["stats"]["rounds"] == 3 and len(bench["stats"]["data"]) == 3
+        rounds = launch.FAST_ITERS
+        assert bench["stats"]["rounds"] == rounds and len(bench["stats"]["data"]) == rounds
         assert bench["extra_info"]["world_size"] == 2 and bench["extra_info"]["backend"] == "gloo"
-    compare = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", str(out)],
-                             capture_output=True, text=True, timeout=120)
+    compare = launch.run([sys.executable, "-m", "pytest_benchmark", "compare", str(out)], deadline_s=120)
     assert compare.returncode == 0, compare.stderr
 
 
 def test_plain_pytest_skips_without_hanging(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider",
-                           f"--benchmark-json={tmp_path / 'b.json'}", "-rs"],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    proc = launch.run([sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider",
+                       f"--benchmark-json={tmp_path / 'b.json'}", "-rs"],
+                      deadline_s=120, cwd=launch.ROOT, env_extra=launch.FAST_BENCH_ENV)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "18 skipped" in proc.stdout and "needs >= 2 ranks" in proc.stdout
