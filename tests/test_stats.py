@@ -2,8 +2,7 @@
 
 import pytest
 
-from agrs_bench.analysis import measures
-from agrs_bench.analysis import stats
+from agrs_bench.analysis import measures, stats
 
 
 def test_quartiles_wikipedia_method_3_example_1():

@@ -4,7 +4,8 @@ already holds and compute none; matplotlib is imported on first use, with the Ag
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from agrs_bench.results import schema
 
