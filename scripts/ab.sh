@@ -46,7 +46,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 worktrees=()
-# shellcheck disable=SC2329  # invoked by the EXIT trap below
+# shellcheck disable=SC2329  # invoked by the EXIT trap
 cleanup() {
   for wt in ${worktrees[@]+"${worktrees[@]}"}; do git -C "$repo" worktree remove --force "$wt" || true; done
 }
