@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 EXIT_BAD_INPUT = 2
 

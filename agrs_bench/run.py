@@ -17,16 +17,17 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from agrs_bench.groups import distributed
+from agrs_bench.results import machine
+from agrs_bench.results import files as results
+from agrs_bench.results import schema
+from agrs_bench.measure import telemetry
+from agrs_bench.measure import preflight as preflight_mod
 from agrs_bench.config.cli import parse_run_args
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import EXIT_BAD_INPUT, ConfigError, fail
-from agrs_bench.groups import distributed
-from agrs_bench.measure import preflight as preflight_mod
-from agrs_bench.measure import telemetry
 from agrs_bench.measure.runner import Fixtures, groups_span_nodes, measure_all
 from agrs_bench.measure.watchdog import Watchdog, margin_s
-from agrs_bench.results import files as results
-from agrs_bench.results import machine, schema
 from agrs_bench.results.rundir import check_run_dir, prepare_run_dir
 
 PROG = "agrs_bench.run"
@@ -76,7 +77,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     rank = info.rank
     finished: list = list(skip_cells)  # a resumed run's cells (rank 0 only; empty elsewhere)
     context: dict[str, Any] = {
-        "started_utc": datetime.datetime.now(datetime.UTC).isoformat(),
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "machine_info": {"backend": info.backend, "world_size": info.world_size},
         "notes": {"nccl_env_set": info.nccl_env_set,
                   "resumed_cells": len(skip_cells) if cfg.resume else 0},
@@ -187,7 +188,7 @@ def _rank_main(argv: list[str], rank: int, world: int) -> int:
     except ConfigError as err:
         if rank == 0:
             fail(str(err), PROG)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+        raise SystemExit(EXIT_BAD_INPUT)
     watchdog = Watchdog(PROG, rank)
     watchdog.catch_sigterm()
     watchdog.arm("start-up (process groups)", cfg.timeout_s + margin_s(cfg.timeout_s, cfg.backend))

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from agrs_bench.groups import SOURCES, build_source, distributed
+from agrs_bench.groups import distributed
 from agrs_bench.measure.device import make_handle
+from agrs_bench.groups import SOURCES, build_source
 from agrs_bench.topology.layout import Layout
 
 

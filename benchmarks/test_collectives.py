@@ -7,12 +7,12 @@ import os
 import pytest
 import torch
 
+from agrs_bench.measure import buffers as bufs
 from agrs_bench.config.run_config import parse_sizes
 from agrs_bench.groups import BUFFERS, RS_GROUP_KIND, SOURCES
-from agrs_bench.measure import buffers as bufs
 from agrs_bench.measure.kernels import CollectiveKernel
-from agrs_bench.results.schema import size_label
 from agrs_bench.vocab import COLLECTIVE_MODES
+from agrs_bench.results.schema import size_label
 
 DEFAULT_SIZES = "1MiB,64MiB" if torch.cuda.is_available() else "64KiB,1MiB"
 SIZES = parse_sizes(os.environ.get("AGRS_BENCH_SIZES", DEFAULT_SIZES))

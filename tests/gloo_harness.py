@@ -12,8 +12,7 @@ import multiprocessing as mp
 import os
 import socket
 import traceback
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Callable
 
 
 def free_port() -> int:

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from agrs_bench.errors import ConfigError
 from agrs_bench.results import baseline
+from agrs_bench.errors import ConfigError
 from tests import launch, synthetic
 
 

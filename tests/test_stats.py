@@ -2,7 +2,8 @@
 
 import pytest
 
-from agrs_bench.analysis import measures, stats
+from agrs_bench.analysis import measures
+from agrs_bench.analysis import stats
 
 
 def test_quartiles_wikipedia_method_3_example_1():

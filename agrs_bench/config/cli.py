@@ -7,11 +7,11 @@ import datetime
 import os
 
 from agrs_bench.config import toml_file as config_file
-from agrs_bench.config.nccl_options import parse_nccl_options
 from agrs_bench.config.run_config import RunConfig, parse_choices, parse_gemm, parse_sizes
 from agrs_bench.errors import ArgumentParser, ConfigError
-from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 from agrs_bench.vocab import BUFFERS, MODES, SOURCES
+from agrs_bench.config.nccl_options import parse_nccl_options
+from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 
 # Defaults that serve: a full sweep on GPUs; on CPU, small enough to end in about a minute.
 DEFAULTS = {
@@ -97,7 +97,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str) -> RunConf
     if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise ConfigError(f"--out {args.out!r} and --resume {args.resume!r} name different run directories")
     out = args.resume or args.out or os.path.join(
-        "results", "runs", datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"))
+        "results", "runs", datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     return RunConfig(
         layout=layout, backend=backend,
         sizes_bytes=parse_sizes(args.sizes or defaults["sizes"]),

@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
 from agrs_bench.errors import ConfigError
-from agrs_bench.topology.layout import Layout
 from agrs_bench.vocab import BUFFERS, MODES, RS_GROUP_KIND, SOURCES
+from agrs_bench.topology.layout import Layout
+from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
 
 UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1024**2, "MIB": 1024**2, "G": 1024**3,
          "GIB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}

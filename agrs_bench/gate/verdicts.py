@@ -16,12 +16,11 @@ Noise is judged first, so a noisy cell is never reported as regressed.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Sequence
 
-from agrs_bench.analysis import stats
 from agrs_bench.results import schema
+from agrs_bench.analysis import stats
 
 Verdict = Literal["improved", "unchanged", "regressed", "noisy"]
 VERDICTS: tuple[Verdict, ...] = ("regressed", "noisy", "improved", "unchanged")

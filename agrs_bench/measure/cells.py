@@ -8,8 +8,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from agrs_bench.config.run_config import RunConfig
 from agrs_bench.measure import buffers as bufs
+from agrs_bench.config.run_config import RunConfig
 from agrs_bench.measure.kernels import CollectiveKernel, all_gather, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import Samples, TimingPlan, measure, measure_graph, time_back_to_back

@@ -40,7 +40,7 @@ def groups_span_nodes(cfg: RunConfig, nodes: list[str]) -> dict[str, bool]:
             for kind in cfg.buffers}
 
 
-def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, finished: list,
+def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: "Fixtures", finished: list,
                 *, skip: set, nodes: list[str], watchdog: Watchdog, devices: list[dict]) -> None:
     """Every cell not in `skip`, in order; each finished cell goes to `finished` and (rank 0) to
     cells.jsonl at once. A cell that fails raises CellFailed naming it."""

@@ -4,8 +4,7 @@ already holds and compute none; matplotlib is imported on first use, with the Ag
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from agrs_bench.results import schema
 

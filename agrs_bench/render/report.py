@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Sequence
 
+from agrs_bench.results import schema
 from agrs_bench.analysis import summary
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
-from agrs_bench.results import schema
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
@@ -61,8 +60,7 @@ def _summary_sections(doc: dict[str, Any]) -> list[str]:
                 f"| {row['best_s'] * 1e3:.4f} | {row['best_options']} | {_fmt(row['gain'], '.1%')} |")
     if found["graph_vs_eager"]:
         lines += ["", "## CUDA graph against eager (ag_rs)", "",
-                  "| source | buffer | size | options | eager ms | graph ms | overlap eff eager "
-                  "| overlap eff graph | graph serializes |",
+                  "| source | buffer | size | options | eager ms | graph ms | overlap eff eager | overlap eff graph | graph serializes |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in found["graph_vs_eager"]:
             lines.append(
@@ -112,8 +110,7 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
     steps = [b for b in doc["benchmarks"] if b["params"]["mode"] == "fsdp_step"]
     if steps:
         lines += ["", "## fsdp_step", "",
-                  "| buffers | source | variant | bucket | step ms | compute-only ms | comm-only ms "
-                  "| exposed comm ms | compute slowdown |",
+                  "| buffers | source | variant | bucket | step ms | compute-only ms | comm-only ms | exposed comm ms | compute slowdown |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for bench in steps:
             p, e = bench["params"], bench["extra_info"]
