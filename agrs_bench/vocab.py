@@ -1,5 +1,6 @@
-"""The names every layer shares: modes, buffers, sources, and how sizes are written. Pure data,
-leftmost in the data flow, so that configuration needs neither torch nor process groups."""
+"""The names every layer shares: modes, buffers, sources, and how sizes are written.
+
+Pure data, leftmost in the data flow, so that configuration needs neither torch nor process groups."""
 
 from __future__ import annotations
 

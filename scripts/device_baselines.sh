@@ -3,7 +3,8 @@
 # (CUDA_VISIBLE_DEVICES=0,1), each with its report. Usage: scripts/device_baselines.sh OUT_DIR
 set -uo pipefail
 out=${1:?usage: scripts/device_baselines.sh OUT_DIR}
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+# shellcheck source=scripts/device_env.sh
+source "$(dirname "$0")/device_env.sh"
 card=$(python3 -c "import torch; print(torch.cuda.get_device_name(0).split()[1].lower())")
 mkdir -p "$out"
 torchrun --standalone --nproc-per-node=4 scripts/probe_overhead.py 2>&1 | grep -v '^W\|\*\*\*' | tee "$out/probe-x4.log"

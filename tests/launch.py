@@ -1,5 +1,11 @@
-"""Launch agrs_bench.run the way users do (torchrun, or self-launch) with a deadline, in its own
-session so a test can check that no process of the job is left and clean up whatever is."""
+"""The one way tests start processes: agrs_bench under torchrun, self-launched, as a CLI, or any
+command, with a deadline, in files rather than pipes, checking that no process of the job is left
+(and killing whatever is). FAST is the one set of fast flags every test run starts from; a test
+that needs something else appends its own flags after it (argparse: the last one wins).
+
+Tests that start processes are marked `gloo` (or `gpu`); tests/conftest.py fails any other test
+that tries, so the pure tier stays pure.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,19 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-FAST = ["--sizes", "4KiB,32KiB", "--iters", "2", "--warmup", "1", "--layers", "2",
+FAST_SIZES = "4KiB,32KiB"
+FAST_ITERS = 3
+FAST_WARMUP = 1
+FAST = ["--sizes", FAST_SIZES, "--iters", str(FAST_ITERS), "--warmup", str(FAST_WARMUP), "--layers", "2",
         "--step-sizes", "8KiB", "--gemm", "16x16x16"]
+# The pytest-benchmark suite (benchmarks/) takes the same settings through its environment.
+FAST_BENCH_ENV = {"AGRS_BENCH_SIZES": FAST_SIZES.split(",")[0], "AGRS_BENCH_ROUNDS": str(FAST_ITERS),
+                  "AGRS_BENCH_WARMUP": str(FAST_WARMUP), "AGRS_BENCH_SAMPLE_MS": "0.5",
+                  "AGRS_BENCH_TIMEOUT_S": "60", "OMP_NUM_THREADS": "1"}
+# A launch from a test never inherits a torchrun environment (a test itself run under torchrun).
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
+                      "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -26,10 +43,17 @@ class Finished:
     """time.time() when the launcher had exited, to compare with file modification times."""
 
 
-def torchrun_cmd(nproc: int, *args: str, rdzv: list[str] | None = None) -> list[str]:
+def torchrun_cmd(nproc: int, *args: str, rdzv: list[str] | None = None, module: str = "agrs_bench.run"
+                 ) -> list[str]:
+    """`torchrun --nproc-per-node=nproc -m module args` (standalone unless `rdzv` is given)."""
     launch = rdzv if rdzv is not None else ["--standalone"]
     return [sys.executable, "-m", "torch.distributed.run", *launch, f"--nproc-per-node={nproc}",
-            "-m", "agrs_bench.run", *args]
+            "-m", module, *args]
+
+
+def cli_cmd(*args: str) -> list[str]:
+    """The `agrs-bench` console script's program: `python -m agrs_bench COMMAND ...`."""
+    return [sys.executable, "-m", "agrs_bench", *args]
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -62,11 +86,12 @@ def _alive(pids: dict[int, str]) -> list[int]:
             if (fields := _stat(pid)) and fields[19] == started and fields[0] != "Z"]
 
 
-def start(cmd: list[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1", **(env_extra or {}))
+def start(cmd: list[str], env_extra: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}
+    env.update(OMP_NUM_THREADS="1", **(env_extra or {}))
     # Files, not pipes: a launcher nobody reads from while it runs must never block on a full pipe.
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
     proc.output_files = (out, err)  # type: ignore[attr-defined]
     return proc
 
@@ -101,6 +126,8 @@ def _read(stream) -> str:
     return text
 
 
-def run(cmd: list[str], deadline_s: float = 240, env_extra: dict[str, str] | None = None) -> Finished:
+def run(cmd: list[str], deadline_s: float = 240, env_extra: dict[str, str] | None = None,
+        cwd: str | None = None) -> Finished:
+    """Start `cmd` and wait for it, at most `deadline_s` (then it fails the test, killing the job)."""
     started = time.monotonic()
-    return finish(start(cmd, env_extra), deadline_s, started)
+    return finish(start(cmd, env_extra, cwd), deadline_s, started)

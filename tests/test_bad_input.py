@@ -5,8 +5,6 @@ in-process (main(argv), SystemExit caught), so an exception other than exit 2 fa
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -15,7 +13,7 @@ from agrs_bench.config.cli import parse_run_args
 from agrs_bench.results import files as results_files
 from agrs_bench.results.schema import SCHEMA_VERSION
 
-FAST = ["--sizes", "4KiB", "--iters", "2", "--warmup", "1"]
+from tests.launch import FAST
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -26,7 +24,7 @@ def _write(path, text):
 
 def _run_dir(tmp, sizes="4KiB", complete=False):
     """A run directory as a failed run leaves it: config.json and, if asked, a complete results.json."""
-    cfg = parse_run_args(["--sizes", sizes, "--iters", "2", "--warmup", "1"], world_size=2, backend="gloo")
+    cfg = parse_run_args([*FAST, "--sizes", sizes], world_size=2, backend="gloo")
     _write(tmp / "old" / "config.json", json.dumps(cfg.record()))
     if complete:
         doc = {"machine_info": {}, "commit_info": {}, "benchmarks": [], "datetime": "x", "version": "5",

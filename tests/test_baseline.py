@@ -3,14 +3,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from agrs_bench.errors import ConfigError
 from agrs_bench.results import baseline
-from tests import synthetic
+from tests import launch, synthetic
 
 
 @pytest.mark.parametrize("gpu, card", [("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"),
@@ -70,10 +68,10 @@ def test_incomplete_or_mixed_launches_are_refused(tmp_path):
         baseline.keep(str(runs), root=str(tmp_path / "r"))
 
 
+@pytest.mark.gloo
 def test_path_only_prints_the_folder(tmp_path):
     runs = _runs(tmp_path, 1)
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench", "baseline", str(runs / "launch-1"),
-                           "--dir", str(tmp_path / "r"), "--path-only"], capture_output=True, text=True,
-                          timeout=60)
+    proc = launch.run(launch.cli_cmd("baseline", str(runs / "launch-1"), "--dir", str(tmp_path / "r"),
+                                     "--path-only"), deadline_s=60)
     assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "r" / "h100-x4" / "baseline")
     assert not (tmp_path / "r").exists()

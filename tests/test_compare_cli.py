@@ -1,13 +1,12 @@
 """`python -m agrs_bench.compare` on synthetic launches written to disk: exit statuses and files."""
 
 import json
-import subprocess
 import sys
 
 import pytest
 
 from agrs_bench import compare
-from tests import synthetic
+from tests import launch, synthetic
 
 
 def _write_side(tmp_path, name, docs):
@@ -121,14 +120,15 @@ def test_export_github_benchmark(tmp_path):
     assert entries[0]["extra"].startswith("3 launch(es), 60 samples")
 
 
+@pytest.mark.gloo
 def test_comma_separated_files_and_module_entry(tmp_path):
     files = []
     for i, doc in enumerate(synthetic.side(2)):
         path = tmp_path / f"r{i}.json"
         path.write_text(json.dumps(doc))
         files.append(str(path))
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.compare", ",".join(files), files[0],
-                           "--out", str(tmp_path / "cmp")], capture_output=True, text=True, timeout=120)
+    proc = launch.run([sys.executable, "-m", "agrs_bench.compare", ",".join(files), files[0],
+                       "--out", str(tmp_path / "cmp")], deadline_s=120)
     assert proc.returncode == 0, proc.stderr
     assert "base: 2 launch(es)" in (tmp_path / "cmp" / "comparison.md").read_text()
     for name in ("compare_time.png", "compare_ratio.png"):

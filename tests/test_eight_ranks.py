@@ -2,11 +2,10 @@
 the 8-GPU issue (ep=4: expert groups of 2 beside a dense group of 8; tp=2 with ep=2)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+
+from tests import launch
 
 pytestmark = pytest.mark.gloo
 
@@ -17,12 +16,9 @@ pytestmark = pytest.mark.gloo
 ])
 def test_eight_rank_run(tmp_path, layout, dense_group, expert_group):
     out = tmp_path / "r"
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=8",
-         "-m", "agrs_bench.run", "--out", str(out), "--sizes", "8KiB", "--iters", "2", "--warmup", "1",
-         "--modes", "ag,rs,ag_rs,fsdp_step", "--layers", "2", "--step-sizes", "8KiB", "--gemm", "8x8x8",
-         "--no-reference", *layout],
-        capture_output=True, text=True, timeout=400, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = launch.run(launch.torchrun_cmd(8, "--out", str(out), *launch.FAST, "--sizes", "8KiB", "--iters", "2",
+                                          "--modes", "ag,rs,ag_rs,fsdp_step", "--gemm", "8x8x8", "--no-reference",
+                                          *layout), deadline_s=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((out / "results.json").read_text())
     assert doc["machine_info"]["world_size"] == 8 and doc["agrs_bench"]["complete"]

@@ -5,12 +5,11 @@ tests/gpu_probe.py in its own process); NCCL runs need two.
 """
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 
 import pytest
+
+from tests import launch
 
 torch = pytest.importorskip("torch")
 
@@ -24,10 +23,8 @@ NOISE = 1.03  # a relation may miss by 3% of noise before it counts as broken
 
 def _run(tmp_path, name, *args, nproc=2):
     out = tmp_path / name
-    env = dict(os.environ, NCCL_NVLS_ENABLE="0")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           f"--nproc-per-node={nproc}", "-m", "agrs_bench.run", "--out", str(out), *args],
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = launch.run(launch.torchrun_cmd(nproc, "--out", str(out), *args), deadline_s=600,
+                      env_extra={"NCCL_NVLS_ENABLE": "0"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return json.loads((out / "results.json").read_text())
 

@@ -2,13 +2,13 @@
 
 import itertools
 import json
-import subprocess
 import sys
 
 import pytest
 
 from agrs_bench.errors import ConfigError
 from agrs_bench.topology.layout import AXES, MEGATRON_REFUSES, Layout
+from tests import launch
 
 
 def test_design_examples_dp_groups():
@@ -117,10 +117,10 @@ def test_invalid_layouts_name_the_value(kwargs, needle):
 
 
 def _topology(*args):
-    return subprocess.run([sys.executable, "-m", "agrs_bench.topology", *args],
-                          capture_output=True, text=True, timeout=60)
+    return launch.run([sys.executable, "-m", "agrs_bench.topology", *args], deadline_s=60)
 
 
+@pytest.mark.gloo
 def test_topology_json_is_one_object():
     proc = _topology("--world-size", "8", "--tp", "2", "--pp", "2", "--ep", "2",
                      "--order", "tp-cp-ep-dp-pp", "--rank-offset", "0", "--json")
@@ -132,6 +132,7 @@ def test_topology_json_is_one_object():
     assert doc["dense"]["dp"] == [[0, 2], [1, 3], [4, 6], [5, 7]]
 
 
+@pytest.mark.gloo
 def test_topology_table():
     proc = _topology("--world-size", "4", "--ep", "2")
     assert proc.returncode == 0 and "expt_dp" in proc.stdout and "[0,2]" in proc.stdout
@@ -147,6 +148,7 @@ def test_topology_table():
     (["--world-size", "eight"], "'eight'"),
     ([], "--world-size"),
 ])
+@pytest.mark.gloo
 def test_topology_bad_input_one_line_exit_2(args, needle):
     proc = _topology(*args)
     assert proc.returncode == 2

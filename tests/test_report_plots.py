@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -10,10 +9,8 @@ from PIL import Image
 
 from agrs_bench.render import plots
 from agrs_bench.render import report
-from tests import synthetic
-
-FAST = ["--sizes", "4KiB,32KiB", "--iters", "5", "--warmup", "1", "--layers", "2",
-        "--step-sizes", "8KiB", "--gemm", "16x16x16"]
+from tests import launch, synthetic
+from tests.launch import FAST
 
 
 def _assert_images(paths):
@@ -31,10 +28,7 @@ def two_cpu_runs(tmp_path_factory):
     runs = []
     for name in ("a", "b"):
         out = tmp_path_factory.mktemp("runs") / name
-        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                               "--nproc-per-node=2", "-m", "agrs_bench.run", "--out", str(out), *FAST],
-                              capture_output=True, text=True, timeout=240,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+        proc = launch.run(launch.torchrun_cmd(2, "--out", str(out), *FAST), deadline_s=240)
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs.append(out)
     return runs
@@ -70,8 +64,7 @@ def test_report_cli_rewrites_from_files_alone(two_cpu_runs):
     (run / "report.md").unlink()
     for png in (run / "plots").iterdir():
         png.unlink()
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench", "report", str(run)],
-                          capture_output=True, text=True, timeout=120)
+    proc = launch.run(launch.cli_cmd("report", str(run)), deadline_s=120)
     assert proc.returncode == 0, proc.stderr
     assert (run / "report.md").exists() and len(list((run / "plots").iterdir())) == 5
 
@@ -80,9 +73,8 @@ def test_report_cli_rewrites_from_files_alone(two_cpu_runs):
 def test_comparison_of_two_real_cpu_runs(two_cpu_runs, tmp_path):
     out = tmp_path / "cmp"
     bench = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.compare", str(two_cpu_runs[0]), str(two_cpu_runs[1]),
-                           "--out", str(out), "--export-github-benchmark", str(bench)],
-                          capture_output=True, text=True, timeout=120)
+    proc = launch.run([sys.executable, "-m", "agrs_bench.compare", str(two_cpu_runs[0]), str(two_cpu_runs[1]),
+                       "--out", str(out), "--export-github-benchmark", str(bench)], deadline_s=120)
     assert proc.returncode in (0, 1), proc.stderr  # gloo timings: any verdict, but never bad input
     text = (out / "comparison.md").read_text()
     assert text.startswith("## agrs_bench gate: ")

@@ -2,23 +2,18 @@
 
 import csv
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.gloo
+from tests import launch
+from tests.launch import FAST
 
-FAST = ["--sizes", "4KiB,32KiB", "--iters", "3", "--warmup", "1", "--layers", "2",
-        "--step-sizes", "8KiB", "--gemm", "16x16x16"]
+pytestmark = pytest.mark.gloo
 
 
 def _torchrun(nproc, *args, timeout=240):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           f"--nproc-per-node={nproc}", "-m", "agrs_bench.run", *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return launch.run(launch.torchrun_cmd(nproc, *args), deadline_s=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +33,7 @@ def test_run_writes_results_csv_report(cpu_run):
              for b in doc["benchmarks"]}
     assert len(cells) == 3 * 2 * 3 * 2 + 3
     for bench in doc["benchmarks"]:
-        assert len(bench["stats"]["data"]) == 3
+        assert len(bench["stats"]["data"]) == launch.FAST_ITERS
         assert bench["stats"]["min"] <= bench["stats"]["median"] <= bench["stats"]["max"]
         if bench["params"]["mode"] == "ag_rs":
             assert "overlap_efficiency" in bench["extra_info"]
@@ -55,16 +50,15 @@ def test_run_writes_results_csv_report(cpu_run):
 
 def test_pytest_benchmark_compare_accepts_results(cpu_run):
     out, _ = cpu_run
-    proc = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", str(out / "results.json")],
-                          capture_output=True, text=True, timeout=120)
+    proc = launch.run([sys.executable, "-m", "pytest_benchmark", "compare", str(out / "results.json")],
+                      deadline_s=120)
     assert proc.returncode == 0, proc.stderr
     assert "ag_rs-dense-pg_collection" in proc.stdout
 
 
 def test_output_dir_holding_a_run_is_refused(cpu_run):
     out, _ = cpu_run
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.run", "--out", str(out), *FAST],
-                          capture_output=True, text=True, timeout=120)
+    proc = launch.run([sys.executable, "-m", "agrs_bench.run", "--out", str(out), *FAST], deadline_s=120)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "already holds a run" in proc.stderr
 
@@ -75,8 +69,8 @@ def test_output_dir_holding_a_run_is_refused(cpu_run):
     (["--iters", "0"], "got 0"),
 ])
 def test_self_launch_bad_flags_exit_2(tmp_path, args, needle):
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.run", "--out", str(tmp_path / "x"), *args],
-                          capture_output=True, text=True, timeout=120)
+    proc = launch.run([sys.executable, "-m", "agrs_bench.run", "--out", str(tmp_path / "x"), *args],
+                      deadline_s=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
@@ -92,9 +86,7 @@ def test_single_rank_explains_and_exits_2(tmp_path):
 
 def test_self_launch_without_torchrun(tmp_path):
     out = tmp_path / "self"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.run", "--out", str(out), *FAST,
-                           "--modes", "ag_rs", "--sources", "single_comm,pg_collection"],
-                          capture_output=True, text=True, timeout=240, env=env)
+    proc = launch.run([sys.executable, "-m", "agrs_bench.run", "--out", str(out), *FAST,
+                       "--modes", "ag_rs", "--sources", "single_comm,pg_collection"], deadline_s=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((out / "results.json").read_text())["machine_info"]["world_size"] == 2

@@ -1,21 +1,22 @@
 """scripts/ab.sh and scripts/nightly.sh: usage errors; ab.sh runs an interleaved A/A on CPU."""
 
 import os
-import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--", "--modes", "ag", "--buffers", "dense", "--sources", "single_comm", "--sizes", "4KiB",
-        "--iters", "3", "--warmup", "1"]
+from tests import launch
+from tests.launch import ROOT
+
+pytestmark = pytest.mark.gloo
+
+TINY = ["--", *launch.FAST, "--modes", "ag", "--buffers", "dense", "--sources", "single_comm", "--sizes", "4KiB"]
 
 
 def _script(name, *args, timeout=240, **env_extra):
-    env = dict(os.environ, OMP_NUM_THREADS="1", **env_extra)
-    env.pop("GITHUB_STEP_SUMMARY", None)
-    return subprocess.run(["bash", os.path.join(ROOT, "scripts", name), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    # An empty GITHUB_STEP_SUMMARY: a test never writes into the CI job's summary.
+    return launch.run(["bash", os.path.join(ROOT, "scripts", name), *args], deadline_s=timeout, cwd=ROOT,
+                      env_extra={"GITHUB_STEP_SUMMARY": "", **env_extra})
 
 
 @pytest.mark.parametrize("name, args", [

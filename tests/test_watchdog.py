@@ -3,7 +3,11 @@
 import signal
 import subprocess
 import sys
-import time
+
+import pytest
+
+# Starts real processes (no process group): the gloo tier, not the pure one.
+pytestmark = pytest.mark.gloo
 
 SCRIPT = """
 import sys, time
@@ -22,11 +26,11 @@ def _start(budget_s):
 
 
 def test_deadline_exits_with_the_phase_named():
-    started = time.monotonic()
     proc = _start(0.5)
+    # The script sleeps 60 s: ending within communicate's 30 s, with status 3 and the message
+    # below, is the watchdog's doing, however slow a loaded machine starts the process.
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 3
-    assert time.monotonic() - started < 15
     assert "cell ag-dense-x-4KiB (3/8) still running after 0 s" in err
     assert "saved during cell ag-dense-x-4KiB (3/8)" in out
 

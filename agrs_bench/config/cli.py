@@ -50,28 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog=EXIT_STATUSES)
     add_layout_flags(parser, world_size_required=False)
     parser.add_argument("--sizes", help="full-buffer sizes: 1MiB,64MiB or 1MiB:1GiB:x4 "
-                        "(default: 1MiB:1GiB:x4 on GPU, 16KiB,256KiB on CPU); each is rounded up "
-                        "to the bytes actually moved (16-byte shards on every rank of every group), "
-                        "and results record that size")
-    parser.add_argument("--dtype", default="bf16", help="bf16 (default) or fp32")
-    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma list of {', '.join(MODES)}")
-    parser.add_argument("--buffers", default=",".join(BUFFERS), help="dense, expert or both")
+                        f"(default: {DEFAULTS['nccl']['sizes']} on GPU, {DEFAULTS['gloo']['sizes']} on CPU); "
+                        "each is rounded up to the bytes actually moved (16-byte shards on every rank of "
+                        "every group), and results record that size")
+    parser.add_argument("--dtype", default="bf16", help="bf16 or fp32 (default: %(default)s)")
+    parser.add_argument("--modes", default=DEFAULT_MODES,
+                        help=f"comma list of {', '.join(MODES)} (default: %(default)s)")
+    parser.add_argument("--buffers", default=",".join(BUFFERS), help="dense, expert or both (default: %(default)s)")
     parser.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
-                        help=f"comma list of {', '.join(SOURCES)} (default: all but megatron_core, "
-                        "which needs pip install -e '.[megatron]')")
+                        help=f"comma list of {', '.join(SOURCES)} (default: %(default)s; megatron_core needs "
+                        "pip install -e '.[megatron]')")
     parser.add_argument("--issue", default=DEFAULT_ISSUE,
                         help=f"how ag/rs/ag_rs cells issue collectives, comma list of {', '.join(ISSUE_STYLES)} "
-                        "(megatron_fsdp: async AG and RS in coalescing managers, as Megatron-FSDP)")
-    parser.add_argument("--warmup", type=int, help="untimed iterations per cell")
-    parser.add_argument("--iters", type=int, help="timed samples per cell")
+                        "(megatron_fsdp: async AG and RS in coalescing managers, as Megatron-FSDP; "
+                        "default: %(default)s)")
+    parser.add_argument("--warmup", type=int, help="untimed iterations per cell "
+                        f"(default: {DEFAULTS['nccl']['warmup']} on GPU, {DEFAULTS['gloo']['warmup']} on CPU)")
+    parser.add_argument("--iters", type=int, help="timed samples per cell "
+                        f"(default: {DEFAULTS['nccl']['samples']} on GPU, {DEFAULTS['gloo']['samples']} on CPU)")
     parser.add_argument("--ops-per-sample", type=int, default=0,
-                        help="back-to-back iterations per timed sample (0: from --sample-ms)")
+                        help="back-to-back iterations per timed sample (0: from --sample-ms; default: %(default)s)")
     parser.add_argument("--sample-ms", type=float,
-                        help=f"with --ops-per-sample 0, every sample lasts at least this long (default {DEFAULT_SAMPLE_MS:g})")
-    parser.add_argument("--layers", type=int, default=8, help="fsdp_step: layers per step")
-    parser.add_argument("--step-sizes", help="fsdp_step: bucket bytes per layer and buffer kind")
-    parser.add_argument("--gemm", help="fsdp_step: per-layer GEMM MxNxK")
-    parser.add_argument("--timeout", type=float, help="seconds before a stuck collective fails the run")
+                        help=f"with --ops-per-sample 0, every sample lasts at least this long (default: "
+                        f"{DEFAULT_SAMPLE_MS:g}, GPU and CPU)")
+    parser.add_argument("--layers", type=int, default=8, help="fsdp_step: layers per step (default: %(default)s)")
+    parser.add_argument("--step-sizes", help="fsdp_step: bucket bytes per layer and buffer kind "
+                        f"(default: {DEFAULTS['nccl']['step_sizes']} on GPU, {DEFAULTS['gloo']['step_sizes']} on CPU)")
+    parser.add_argument("--gemm", help="fsdp_step: per-layer GEMM MxNxK "
+                        f"(default: {DEFAULTS['nccl']['gemm']} on GPU, {DEFAULTS['gloo']['gemm']} on CPU)")
+    parser.add_argument("--timeout", type=float, help="seconds before a stuck collective fails the run "
+                        f"(default: {DEFAULTS['nccl']['timeout']:g} on GPU, {DEFAULTS['gloo']['timeout']:g} on CPU)")
     parser.add_argument("--no-check", action="store_true", help="skip verifying AG/RS outputs")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the nccl-tests-style back-to-back reference of ag and rs")
@@ -84,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="record a profiler trace of a few samples of every ag_rs cell (RUN_DIR/traces/, "
                              "Perfetto) and the overlap read from its kernel timeline")
     parser.add_argument("--ag-nccl-options", default="default",
-                        help="AG groups' NCCL options: high_priority,min_ctas=N,max_ctas=N,cga_cluster_size=N")
-    parser.add_argument("--rs-nccl-options", default="default", help="RS groups' NCCL options (same keys)")
+                        help="AG groups' NCCL options: high_priority,min_ctas=N,max_ctas=N,cga_cluster_size=N "
+                        "(default: %(default)s)")
+    parser.add_argument("--rs-nccl-options", default="default",
+                        help="RS groups' NCCL options (same keys; default: %(default)s)")
     parser.add_argument("--sweep-nccl-options", action="store_true",
                         help="measure pg_collection under a grid of AG/RS NCCL options")
     parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,

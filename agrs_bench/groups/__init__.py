@@ -1,5 +1,7 @@
-"""Process groups per group source. Each source answers one question: which group does buffer
-kind K ("dense" or "expert") use for all-gather ("ag") and which for reduce-scatter ("rs")."""
+"""Process groups per group source, created once, with every AG group's membership checked.
+
+Each source answers one question: which group does buffer kind K ("dense" or "expert") use for
+all-gather ("ag") and which for reduce-scatter ("rs")."""
 
 from __future__ import annotations
 

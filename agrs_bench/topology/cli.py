@@ -13,14 +13,19 @@ from agrs_bench.topology.layout import DEFAULT_ORDER, Layout
 def add_layout_flags(parser: argparse.ArgumentParser, *, world_size_required: bool) -> None:
     """The layout flags, shared by `topology` and `run` so that both spell them the same."""
     parser.add_argument("--world-size", type=int, required=world_size_required,
-                        default=None, help="ranks the layout covers")
-    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel size")
-    parser.add_argument("--cp", type=int, default=1, help="context-parallel size")
-    parser.add_argument("--ep", type=int, default=None, help="expert-parallel size")
+                        default=None,
+                        help="ranks the layout covers (run: default and only value the launched ranks)")
+    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel size (default: %(default)s)")
+    parser.add_argument("--cp", type=int, default=1, help="context-parallel size (default: %(default)s)")
+    parser.add_argument("--ep", type=int, default=None,
+                        help="expert-parallel size (default: topology 1; run 2 where that leaves expert groups of "
+                        "2 or more ranks, else 1)")
     parser.add_argument("--etp", type=int, default=None, help="expert tensor-parallel size (default: tp)")
-    parser.add_argument("--pp", type=int, default=1, help="pipeline-parallel size")
-    parser.add_argument("--order", default=DEFAULT_ORDER, help="axis order, leftmost varies fastest")
-    parser.add_argument("--rank-offset", type=int, default=0, help="global rank of the first rank")
+    parser.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (default: %(default)s)")
+    parser.add_argument("--order", default=DEFAULT_ORDER,
+                        help="axis order, leftmost varies fastest (default: %(default)s)")
+    parser.add_argument("--rank-offset", type=int, default=0,
+                        help="global rank of the first rank (default: %(default)s)")
 
 
 def layout_from_args(args: argparse.Namespace, world_size: int, default_ep: int = 1) -> Layout:

@@ -1,0 +1,49 @@
+"""Test tiers that mean what they say: a test not marked `gloo` or `gpu` is pure, and a pure test
+starts no process. This guard makes every way of starting one fail loudly inside such a test,
+so a process-starting test cannot slip into the pure tier (`pytest -m "not gloo and not gpu"`)."""
+
+from __future__ import annotations
+
+import multiprocessing.process
+import os
+import subprocess
+
+import pytest
+
+TIERS_THAT_START_PROCESSES = ("gloo", "gpu")
+
+
+class PureTierStartedAProcess(AssertionError):
+    pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _font_cache_outside_the_tests():
+    """matplotlib asks `fc-list` once, the first time it needs its font cache (a fresh venv):
+    build it here, before any test, so that a pure plotting test starts no process itself."""
+    from matplotlib import font_manager
+
+    font_manager.findfont("DejaVu Sans")
+
+
+@pytest.fixture(autouse=True)
+def _pure_tests_start_no_process(request, monkeypatch):
+    if any(request.node.get_closest_marker(tier) for tier in TIERS_THAT_START_PROCESSES):
+        yield
+        return
+
+    def refuse(*args, **kwargs):
+        raise PureTierStartedAProcess(
+            f"{request.node.nodeid} starts a process but is not marked gloo or gpu: mark it "
+            "(and start it through tests/launch.py), or keep it in-process")
+
+    class RefusedPopen(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            refuse()
+
+    monkeypatch.setattr(subprocess, "Popen", RefusedPopen)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+    for name in ("fork", "forkpty", "system", "posix_spawn", "posix_spawnp", "execv", "execve"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse)
+    yield
