@@ -14,10 +14,10 @@ import json
 import os
 import sys
 
+from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
 from agrs_bench.gate import markdown as compare_md
 from agrs_bench.gate import verdicts as gate
 from agrs_bench.results import baseline, schema
-from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
 from agrs_bench.results.files import write_atomic
 
 PROG = "agrs_bench.compare"
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         return EXIT_MISMATCH
     out = args.out or os.path.join("results", "comparisons",
-                                   datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+                                   datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"))
     if args.export_github_benchmark:  # refuse before anything is written, not after
         _check_writable_file(args.export_github_benchmark, "--export-github-benchmark")
     if os.path.lexists(out) and not os.path.isdir(out):

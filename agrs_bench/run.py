@@ -18,19 +18,17 @@ from typing import Any
 
 import torch.distributed as dist
 
-from agrs_bench.groups import distributed
-from agrs_bench.groups.processes import ProcessTree
-from agrs_bench.results import machine
-from agrs_bench.results import files as results
-from agrs_bench.results import schema
-from agrs_bench.measure import telemetry
-from agrs_bench.measure import preflight as preflight_mod
 from agrs_bench.config.cli import launch_request, parse_run_args
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import EXIT_BAD_INPUT, EXIT_MEGATRON_MISMATCH, ConfigError, fail
+from agrs_bench.groups import distributed
+from agrs_bench.groups.processes import ProcessTree
+from agrs_bench.measure import preflight as preflight_mod
+from agrs_bench.measure import telemetry
 from agrs_bench.measure.runner import Fixtures, groups_span_nodes, measure_all
 from agrs_bench.measure.watchdog import Watchdog, margin_s
-from agrs_bench.results import resume
+from agrs_bench.results import files as results
+from agrs_bench.results import machine, resume, schema
 from agrs_bench.results.rundir import OWNER_ENV, check_run_dir, prepare_run_dir, take_run_dir
 
 PROG = "agrs_bench.run"
@@ -81,7 +79,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     rank = info.rank
     finished: list = list(skip_cells)  # a resumed run's cells (rank 0 only; empty elsewhere)
     context: dict[str, Any] = {
-        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "started_utc": datetime.datetime.now(datetime.UTC).isoformat(),
         "machine_info": {"backend": info.backend, "world_size": info.world_size},
         "notes": {"nccl_env_set": info.nccl_env_set,
                   "resumed_cells": len(skip_cells) if cfg.resume else 0},
@@ -393,7 +391,7 @@ def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
     except ConfigError as err:
         if rank == 0:
             fail(str(err), PROG)
-        raise SystemExit(EXIT_BAD_INPUT)
+        raise SystemExit(EXIT_BAD_INPUT) from None
     watchdog = Watchdog(PROG, rank)
     watchdog.catch_sigterm()
     watchdog.arm("start-up (process groups)", cfg.timeout_s + margin_s(cfg.timeout_s, cfg.backend))

@@ -5,8 +5,9 @@
 The numbers are `agrs_bench.run`'s: the first test of a (buffer, size) runs that comparison
 through the same engine (every source's ag, rs and ag_rs interleaved, samples held, max over
 ranks), and each test hands its cell's samples to pytest-benchmark through a replaying timer (the
-`timer` option of the `benchmark` marker, public API; see test_collectives.ReplayClock). Every rank runs every test in the same order; only rank
-0 writes FILE. Without torchrun (or with one rank) every test is skipped, never left waiting.
+`timer` option of the `benchmark` marker, public API; see test_collectives.ReplayClock). Every
+rank runs every test in the same order; only rank 0 writes FILE. Without torchrun (or with one
+rank) every test is skipped, never left waiting.
 
 Environment: AGRS_BENCH_SIZES (full-buffer sizes, default 64KiB,1MiB on CPU, 1MiB,64MiB on GPU),
 AGRS_BENCH_ROUNDS (20), AGRS_BENCH_WARMUP (3), AGRS_BENCH_DTYPE (bf16), AGRS_BENCH_EP (1),

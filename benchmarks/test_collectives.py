@@ -9,8 +9,8 @@ import torch
 
 from agrs_bench.config.run_config import parse_sizes
 from agrs_bench.groups import BUFFERS
-from agrs_bench.vocab import DEFAULT_SOURCES as SOURCES  # megatron_core needs the megatron extra
 from agrs_bench.vocab import COLLECTIVE_MODES, size_label
+from agrs_bench.vocab import DEFAULT_SOURCES as SOURCES  # megatron_core needs the megatron extra
 
 SIZES = parse_sizes(os.environ.get("AGRS_BENCH_SIZES")
                     or ("1MiB,64MiB" if torch.cuda.is_available() else "64KiB,1MiB"))

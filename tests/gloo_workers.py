@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import torch
 import torch.distributed as dist
 
+from agrs_bench.groups import BUFFERS, RS_GROUP_KIND, build_source
+from agrs_bench.groups.distributed import group_maker
+from agrs_bench.groups.membership import MembershipError, check_membership
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.measure.device import CpuHandle
-from agrs_bench.groups.distributed import group_maker
-from agrs_bench.groups import BUFFERS, RS_GROUP_KIND, build_source
-from agrs_bench.groups.membership import MembershipError, check_membership
 from agrs_bench.measure.kernels import CollectiveKernel
 from agrs_bench.topology.layout import Layout
 

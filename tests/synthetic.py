@@ -7,7 +7,7 @@ made-up but bracket their point.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -82,8 +82,9 @@ def launch(*, scale: float | Mapping[str, float] = 1.0, noise: float | Callable[
                       "group_size": world_size}
             step_s = 4e-3 if source == "single_comm" else 3.5e-3
             data = step_s * (1 + rng.normal(0, 0.01, num_samples))
-            info = {"comparison": "fsdp_step-dense+expert-16MiB-eager", "compute_only_s": 3e-3, "comm_only_s": 2e-3, "exposed_comm_s": step_s - 3e-3,
-                    "compute_slowdown": 1.02, "exposed_comm_fraction": (step_s - 3e-3) / step_s}
+            info = {"comparison": "fsdp_step-dense+expert-16MiB-eager", "compute_only_s": 3e-3,
+                    "comm_only_s": 2e-3, "exposed_comm_s": step_s - 3e-3, "compute_slowdown": 1.02,
+                    "exposed_comm_fraction": (step_s - 3e-3) / step_s}
             info.update((extra or {}).get(results.schema.cell_id(params), {}))
             benches.append(results.make_benchmark(params, np.abs(data).tolist(), 1, info, {}))
     doc = results.build_document(benches, machine_info=machine_info(gpu_name, world_size, backend),

@@ -12,8 +12,9 @@ from agrs_bench import __main__ as entry
 from agrs_bench.config.cli import parse_run_args
 from agrs_bench.results import files as results_files
 from agrs_bench.results.schema import SCHEMA_VERSION
-
+from tests import launch
 from tests.launch import FAST
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -76,7 +77,8 @@ CASES = {
                          lambda t: _write(t / "c.toml", 'sizez = "4KiB"\n'), "unknown key 'sizez'"),
     "TOML wrong type": ("run", ["--config", "{tmp}/c.toml"],
                         lambda t: _write(t / "c.toml", 'iters = "many"\n'), "'iters' = 'many'"),
-    "TOML missing file": ("run", ["--config", "{tmp}/none.toml"], None, "none.toml: cannot read (No such file or directory)"),
+    "TOML missing file": ("run", ["--config", "{tmp}/none.toml"], None,
+                          "none.toml: cannot read (No such file or directory)"),
     "TOML bad value": ("run", ["--config", "{tmp}/c.toml"],
                        lambda t: _write(t / "c.toml", 'modes = ["ag", "bogus"]\n'), "'bogus'"),
     "out is a file": ("run", ["--out", "{tmp}/f"], lambda t: _write(t / "f", "x"), "not a directory"),
@@ -174,13 +176,12 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.gloo
 def test_bad_input_through_a_real_process(tmp_path):
     """One case end to end: the module entry, a process's stderr, no traceback."""
     argv, needle = _argv("unknown mode", tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench", *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, OMP_NUM_THREADS="1",
-                                   PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])))
+    proc = launch.run(launch.cli_cmd(*argv), deadline_s=120, cwd=str(tmp_path),
+                      env_extra={"PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and needle in proc.stderr
 

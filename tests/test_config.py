@@ -3,7 +3,7 @@
 import pytest
 
 from agrs_bench.config.cli import parse_run_args
-from agrs_bench.config.run_config import parse_sizes, parse_size
+from agrs_bench.config.run_config import parse_size, parse_sizes
 from agrs_bench.errors import ConfigError
 
 

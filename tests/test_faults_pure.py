@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from agrs_bench.groups import distributed
-from agrs_bench.measure import preflight
-from agrs_bench.results import resume
 from agrs_bench.config.cli import parse_run_args
 from agrs_bench.errors import ConfigError
+from agrs_bench.groups import distributed
+from agrs_bench.measure import preflight
 from agrs_bench.measure.runner import groups_span_nodes
+from agrs_bench.results import resume
 
 
 def _cfg(*argv, world=2):

@@ -5,7 +5,9 @@ tests/gpu_probe.py in its own process); NCCL runs need two.
 """
 
 import json
+import os
 import statistics
+import sys
 
 import pytest
 
@@ -91,9 +93,9 @@ def probe(tmp_path_factory):
     if GPUS < 1:
         pytest.skip("needs a CUDA GPU")
     out = tmp_path_factory.mktemp("probe")
-    env = dict(os.environ, NCCL_NVLS_ENABLE="0", CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", "0"))
-    proc = subprocess.run([sys.executable, "-m", "tests.gpu_probe", str(out)], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = launch.run([sys.executable, "-m", "tests.gpu_probe", str(out)], deadline_s=300, cwd=launch.ROOT,
+                      env_extra={"NCCL_NVLS_ENABLE": "0",
+                                 "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0")})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("GPU_PROBE "))
     return out, json.loads(line[len("GPU_PROBE "):])

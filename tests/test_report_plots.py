@@ -7,8 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-from agrs_bench.render import plots
-from agrs_bench.render import report
+from agrs_bench.render import plots, report
 from tests import launch, synthetic
 from tests.launch import FAST
 

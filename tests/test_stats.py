@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agrs_bench.analysis import measures
-from agrs_bench.analysis import stats
+from agrs_bench.analysis import measures, stats
 
 
 def _theirs(data):

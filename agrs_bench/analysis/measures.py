@@ -9,7 +9,8 @@ come from the parts' samples of the same rounds (analysis/paired.py): every inte
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,8 @@ indices for every part, so drift shared by the parts of a round cancels out of t
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 

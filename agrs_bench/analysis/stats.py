@@ -18,8 +18,8 @@ freedom. docs/gate.md says why and what the procedure guarantees.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from pytest_benchmark.stats import Stats

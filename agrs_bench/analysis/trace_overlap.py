@@ -12,7 +12,8 @@ shorter kind ran entirely while the other ran. NCCL kernel names contain AllGath
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 Matcher = str | Callable[[Mapping[str, Any]], bool]
 """A regular expression searched in the kernel's name, or a predicate on the whole event."""

@@ -7,16 +7,33 @@ import datetime
 import importlib.util
 import os
 import secrets
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agrs_bench.config import toml_file as config_file
-from agrs_bench.config.run_config import (BACKEND_CHOICES, DEFAULT_SAMPLE_MS, RunConfig, decide_backend,
-                                          moved_bytes, parse_choices, parse_gemm, parse_sizes)
-from agrs_bench.errors import ArgumentParser, ConfigError
-from agrs_bench.vocab import (BUFFERS, DEFAULT_ISSUE, DEFAULT_SOURCES, ISSUE_STYLES, MEGATRON_INSTALL, MODES,
-                              RS_GROUP_KIND, SOURCES)
 from agrs_bench.config.nccl_options import parse_nccl_options
+from agrs_bench.config.run_config import (
+    BACKEND_CHOICES,
+    DEFAULT_SAMPLE_MS,
+    RunConfig,
+    decide_backend,
+    moved_bytes,
+    parse_choices,
+    parse_gemm,
+    parse_sizes,
+)
+from agrs_bench.errors import ArgumentParser, ConfigError
 from agrs_bench.topology.cli import add_layout_flags, layout_from_args
+from agrs_bench.vocab import (
+    BUFFERS,
+    DEFAULT_ISSUE,
+    DEFAULT_SOURCES,
+    ISSUE_STYLES,
+    MEGATRON_INSTALL,
+    MODES,
+    RS_GROUP_KIND,
+    SOURCES,
+)
 
 # Defaults that serve: a full sweep on GPUs; on CPU, small enough to end in about a minute.
 DEFAULTS = {
@@ -178,7 +195,7 @@ def launch_request(argv: list[str], stored: Callable[[str], dict[str, Any]] | No
 def default_out_dir(launch_id: str | None = None) -> str:
     """results/runs/<UTC timestamp>-<launch id>: two runs started in the same second differ.
     Under torchrun every rank must name the same folder, so the id is torchrun's run id."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     suffix = launch_id or f"{os.getpid()}-{secrets.token_hex(3)}"
     return os.path.join("results", "runs", f"{stamp}-{suffix}")
 

@@ -8,11 +8,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agrs_bench.errors import ConfigError
-from agrs_bench.vocab import (BUFFERS, COLLECTIVE_MODES, DEFAULT_ISSUE, DEFAULT_SOURCES, ISSUE_STYLES, MODES,
-                              RS_GROUP_KIND, SOURCES)
-from agrs_bench.topology.layout import Layout
 from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
+from agrs_bench.errors import ConfigError
+from agrs_bench.topology.layout import Layout
+from agrs_bench.vocab import (
+    BUFFERS,
+    COLLECTIVE_MODES,
+    DEFAULT_ISSUE,
+    DEFAULT_SOURCES,
+    ISSUE_STYLES,
+    MODES,
+    RS_GROUP_KIND,
+    SOURCES,
+)
 
 UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1024**2, "MIB": 1024**2, "G": 1024**3,
          "GIB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
@@ -223,7 +231,8 @@ class RunConfig:
             "step_sizes_bytes": list(self.step_sizes_bytes), "gemm_mnk": list(self.gemm_mnk),
             "timeout_s": self.timeout_s, "check": self.check, "layout": self.layout.describe(),
             "backend": self.backend, "reference": self.reference, "hide_launch": self.hide_launch,
-            "telemetry": self.telemetry, "graph": self.graph, "trace": self.trace, "ag_options": self.ag_options.label(),
+            "telemetry": self.telemetry, "graph": self.graph, "trace": self.trace,
+            "ag_options": self.ag_options.label(),
             "rs_options": self.rs_options.label(), "sweep_nccl_options": self.sweep_nccl_options,
             "issues": list(self.issues), "argv": self.extra.get("argv", []),
         }

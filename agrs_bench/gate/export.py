@@ -8,11 +8,12 @@ pytest-benchmark document; this is a second view of it for CI dashboards.
 from __future__ import annotations
 
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from agrs_bench.analysis import stats
 from agrs_bench.gate import verdicts as gate
 from agrs_bench.results import schema
-from agrs_bench.analysis import stats
 
 
 def github_benchmark(head: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

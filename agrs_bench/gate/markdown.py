@@ -6,8 +6,9 @@ The verdict first, then the regressed and noisy cells, then everything else fold
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from agrs_bench.gate.verdicts import CONFIDENCE, FAMILY_ALPHA, CellComparison, Verdict
 
@@ -89,7 +90,8 @@ def _table(cells: Sequence[CellComparison], last: str) -> list[str]:
 
 
 def count_line(c: Comparison) -> str:
-    counts = {v: sum(1 for cell in c.cells if cell.verdict == v) for v in ("regressed", "noisy", "improved", "unchanged")}
+    counts = {v: sum(1 for cell in c.cells if cell.verdict == v)
+              for v in ("regressed", "noisy", "improved", "unchanged")}
     return (", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {len(c.cells)} cells "
             f"(threshold ±{c.threshold:.1%})")
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
-from agrs_bench.results import schema
 from agrs_bench.analysis import stats
+from agrs_bench.results import schema
 
 Verdict = Literal["improved", "unchanged", "regressed", "noisy"]
 VERDICTS: tuple[Verdict, ...] = ("regressed", "noisy", "improved", "unchanged")

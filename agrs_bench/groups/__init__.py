@@ -5,10 +5,10 @@ all-gather ("ag") and which for reduce-scatter ("rs")."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from agrs_bench.topology.layout import Layout
-
 from agrs_bench.vocab import BUFFERS, RS_GROUP_KIND, SOURCES  # noqa: F401 (re-exported)
 
 

@@ -33,6 +33,7 @@ import torch.distributed as dist
 from agrs_bench.errors import ConfigError
 from agrs_bench.topology.layout import Layout
 from agrs_bench.vocab import BUFFERS, RS_GROUP_KIND
+
 UPSTREAM = "NVIDIA/Megatron-LM#4261 (fix PR #5754)"
 API_GLOBAL_STATE = "global_state"
 API_CREATE_ALL_GATHER_GROUPS = "create_all_gather_groups"

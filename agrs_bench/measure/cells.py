@@ -11,12 +11,14 @@ verify on every rank, agree — before anything is timed.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from agrs_bench.analysis.paired import per_round_means
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.groups import ag_shares_rs_comm
 from agrs_bench.measure import buffers as bufs
@@ -24,7 +26,6 @@ from agrs_bench.measure import tracing
 from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan
-from agrs_bench.analysis.paired import per_round_means
 from agrs_bench.results import schema
 from agrs_bench.vocab import size_label
 

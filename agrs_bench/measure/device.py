@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -37,7 +38,7 @@ class CpuTimer:
     def record(self) -> None:
         self.t_s = time.perf_counter()
 
-    def elapsed_s(self, end: "CpuTimer") -> float:
+    def elapsed_s(self, end: CpuTimer) -> float:
         return end.t_s - self.t_s
 
 
@@ -51,7 +52,7 @@ class CudaTimer:
     def record(self) -> None:
         self.event.record(self.stream)
 
-    def elapsed_s(self, end: "CudaTimer") -> float:
+    def elapsed_s(self, end: CudaTimer) -> float:
         return self.event.elapsed_time(end.event) / 1e3
 
 

@@ -12,9 +12,9 @@ import os
 
 import torch
 
-from agrs_bench.measure import buffers as bufs
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
+from agrs_bench.measure import buffers as bufs
 from agrs_bench.vocab import RS_GROUP_KIND, size_label
 
 CHECK_RAMPS = 3  # int64 temporaries over the full buffer while the expected data is built

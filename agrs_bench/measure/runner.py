@@ -10,8 +10,7 @@ import torch.distributed as dist
 
 from agrs_bench.config.nccl_options import pair_label
 from agrs_bench.config.run_config import RunConfig
-from agrs_bench.groups import RS_GROUP_KIND, build_source, distributed
-from agrs_bench.groups import megatron_core
+from agrs_bench.groups import RS_GROUP_KIND, build_source, distributed, megatron_core
 from agrs_bench.groups.membership import check_membership
 from agrs_bench.measure import cells as cellmod
 from agrs_bench.measure import faults as testhooks
@@ -37,7 +36,7 @@ def groups_span_nodes(cfg: RunConfig, nodes: list[str]) -> dict[str, bool]:
             for kind in cfg.buffers}
 
 
-def context(cfg: RunConfig, info: distributed.DistInfo, fixtures: "Fixtures",
+def context(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures,
             devices: list[dict] | None = None) -> cellmod.Context:
     """What every comparison of the run shares, on this rank."""
     # The slowest GPU's per-direction link rate bounds every group: the link floor of ag_rs.
@@ -58,7 +57,7 @@ def benchmarks_of(ctx: cellmod.Context, measured: list[cellmod.Measured]) -> lis
             for m in measured]
 
 
-def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: "Fixtures", finished: list,
+def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, finished: list,
                 *, skip: set, nodes: list[str], watchdog: Watchdog, devices: list[dict]) -> None:
     """Every comparison not wholly in `skip`, in order; its cells go to `finished` and (rank 0)
     to cells.jsonl as soon as the comparison ends. A comparison is the unit of resuming: one

@@ -30,7 +30,7 @@ class Gemm:
     out: torch.Tensor
 
     @classmethod
-    def make(cls, m: int, n: int, k: int, dtype: torch.dtype, device) -> "Gemm":
+    def make(cls, m: int, n: int, k: int, dtype: torch.dtype, device) -> Gemm:
         gen = torch.Generator(device="cpu").manual_seed(0)
         # Random operands: zeros run faster than real data on some GPUs.
         a = torch.randn(m, k, generator=gen, dtype=torch.float32).to(device=device, dtype=dtype)

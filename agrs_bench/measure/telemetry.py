@@ -156,7 +156,7 @@ class CellSampler:
             if self._stop.wait(self.period_s):
                 return
 
-    def __enter__(self) -> "CellSampler":
+    def __enter__(self) -> CellSampler:
         if self.nvml is not None:
             self._thread = threading.Thread(target=self._loop, daemon=True, name="agrs-nvml")
             self._thread.start()

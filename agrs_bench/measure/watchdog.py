@@ -20,7 +20,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 EXIT_HUNG = 3
 """Exit status of a rank the watchdog ended."""

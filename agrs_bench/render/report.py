@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from agrs_bench.render import figures
-from agrs_bench.results import schema
 from agrs_bench.analysis import summary
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
+from agrs_bench.render import figures
+from agrs_bench.results import schema
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
@@ -113,7 +114,8 @@ def answer(doc: dict[str, Any]) -> list[str]:
               "lies above 1; *no difference measured* where the interval holds 1.", ""]
     if figures.is_cpu(doc):
         lines += [f"**{figures.CPU_NOTE}**: the answer below says nothing about GPUs.", ""]
-    lines += ["| buffer | source | pays off at (speedup ×, 95% interval) | no difference measured at | slower at | no interval in the file |",
+    lines += ["| buffer | source | pays off at (speedup ×, 95% interval) | no difference measured at | slower at "
+              "| no interval in the file |",
               "| --- | --- | --- | --- | --- | --- |"]
     for (buffer, source), found in sorted(rows.items()):
         lines.append(f"| {buffer} | {source} | {'; '.join(found['pays']) or '-'} | {', '.join(found['none']) or '-'} "
@@ -231,7 +233,8 @@ def _summary_sections(doc: dict[str, Any]) -> list[str]:
             default = next((c for c in cells if c["params"].get("nccl_options", "default") == "default"), None)
             same = figures.overlap(best and figures.figure(best, key).interval,
                                    default and figures.figure(default, key).interval)
-            gain = figures.NO_DIFFERENCE if same else _fmt(row["gain"], ".1%") + (" [no interval]" if same is None else "")
+            gain = (figures.NO_DIFFERENCE if same
+                    else _fmt(row["gain"], ".1%") + (" [no interval]" if same is None else ""))
             lines.append(
                 f"| {row['mode']} | {row['source']} | {row['buffer']} | {schema.size_label(row['size_bytes'])} "
                 f"| {row['exec']} | {row['measure']} | {figures.sig(row['default_s'] and row['default_s'] * 1e3, 4)} "
@@ -242,7 +245,7 @@ def _summary_sections(doc: dict[str, Any]) -> list[str]:
                   "| overlap eff graph [95%] | graph serializes |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in found["graph_vs_eager"]:
-            def cell(exec_mode: str) -> dict[str, Any] | None:
+            def cell(exec_mode: str, row: dict[str, Any] = row) -> dict[str, Any] | None:
                 return next((b for b in doc["benchmarks"] if b["params"]["mode"] == "ag_rs"
                              and b["params"]["source"] == row["source"] and b["params"]["buffer"] == row["buffer"]
                              and int(b["params"]["size_bytes"]) == row["size_bytes"]
@@ -319,13 +322,16 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
             continue
         reference = _fmt(e.get("busbw_vs_reference"), ".0%") if "reference_omitted" not in e \
             else f"left out: {e['reference_omitted']}"
+        trace = (f"| {figures.with_interval(figures.figure(bench, 'trace_overlap_fraction'), digits=2)} "
+                 if traced else "")
+        speedup = ("reference" if p["source"] == "single_comm" and p["mode"] == "ag_rs"
+                   else figures.with_interval(figures.figure(bench, "speedup_vs_single_comm")))
         lines.append(
             f"| {p['mode']} | {p['buffer']} | {p['source']} | {_variant(p)} | {schema.size_label(p['size_bytes'])} "
             f"| {p['group_size']} | {figures.with_interval(figures.figure(bench, 'median_s'), 1e3, 4)} "
             f"| {figures.with_interval(figures.figure(bench, 'busbw_gbps'))} | {reference} "
             f"| {figures.with_interval(figures.figure(bench, 'overlap_efficiency'), digits=2)} "
-            + (f"| {figures.with_interval(figures.figure(bench, 'trace_overlap_fraction'), digits=2)} " if traced else "")
-            + f"| {'reference' if p['source'] == 'single_comm' and p['mode'] == 'ag_rs' else figures.with_interval(figures.figure(bench, 'speedup_vs_single_comm'))} "
+            + trace + f"| {speedup} "
             f"| {_fmt(e.get('time_over_link_floor'), '.2f')} | {bench['stats'].get('iterations', '-')} "
             f"| {_flags(bench)} |")
     steps = [b for b in doc["benchmarks"] if b["params"]["mode"] == "fsdp_step"]
@@ -336,11 +342,12 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for bench in steps:
             p, e = bench["params"], bench["extra_info"]
+            compute_ms, comm_ms = (figures.sig(e[key] * 1e3, 4) if isinstance(e.get(key), (int, float)) else "-"
+                                   for key in ("compute_only_s", "comm_only_s"))
             lines.append(
                 f"| {p['buffer']} | {p['source']} | {_variant(p)} | {schema.size_label(p['size_bytes'])} "
                 f"| {figures.with_interval(figures.figure(bench, 'median_s'), 1e3, 4)} "
-                f"| {figures.sig(e['compute_only_s'] * 1e3, 4) if isinstance(e.get('compute_only_s'), (int, float)) else '-'} "
-                f"| {figures.sig(e['comm_only_s'] * 1e3, 4) if isinstance(e.get('comm_only_s'), (int, float)) else '-'} "
+                f"| {compute_ms} | {comm_ms} "
                 f"| {figures.with_interval(figures.figure(bench, 'exposed_comm_s'), 1e3)} "
                 f"| {figures.with_interval(figures.figure(bench, 'compute_slowdown'))} | {_flags(bench)} |")
         compared = _step_comparison(steps)
