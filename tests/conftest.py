@@ -26,6 +26,10 @@ def _font_cache_outside_the_tests():
     font_manager.findfont("DejaVu Sans")
 
 
+# git starts no torch and takes milliseconds: commit_info reads the checkout through it.
+PROGRAMS_PURE_TESTS_MAY_RUN = frozenset({"git"})
+
+
 @pytest.fixture(autouse=True)
 def _pure_tests_start_no_process(request, monkeypatch):
     if any(request.node.get_closest_marker(tier) for tier in TIERS_THAT_START_PROCESSES):
@@ -38,8 +42,11 @@ def _pure_tests_start_no_process(request, monkeypatch):
             "(and start it through tests/launch.py), or keep it in-process")
 
     class RefusedPopen(subprocess.Popen):
-        def __init__(self, *args, **kwargs):
-            refuse()
+        def __init__(self, args, *rest, **kwargs):
+            program = args[0] if isinstance(args, (list, tuple)) else str(args).split()[0]
+            if os.path.basename(str(program)) not in PROGRAMS_PURE_TESTS_MAY_RUN:
+                refuse()
+            super().__init__(args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", RefusedPopen)
     monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
