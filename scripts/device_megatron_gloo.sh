@@ -31,7 +31,7 @@ else
   export CUDA_VISIBLE_DEVICES=""
 fi
 common=(--sizes "16KiB,256KiB" --iters 3 --warmup 1 --modes "ag,rs,ag_rs,fsdp_step" --layers 2
-        --step-sizes 16KiB --gemm 64x64x64 --timeout 120
+        --step-sizes 16KiB --gemm 64x64x64 --sample-ms 0.5 --timeout 120
         --sources "megatron_core,pg_collection,global_state,single_comm" "${backend[@]}")
 
 run() {  # NAME ARGS...: one 8-rank run into $out/NAME; prints its exit status

@@ -26,8 +26,9 @@ def _font_cache_outside_the_tests():
     font_manager.findfont("DejaVu Sans")
 
 
-# git starts no torch and takes milliseconds: commit_info reads the checkout through it.
-PROGRAMS_PURE_TESTS_MAY_RUN = frozenset({"git"})
+# Programs that start no torch and take milliseconds: git (commit_info reads the checkout through
+# it), mount and umount (a tiny tmpfs stands in for a full disk).
+PROGRAMS_PURE_TESTS_MAY_RUN = frozenset({"git", "mount", "umount"})
 
 
 @pytest.fixture(autouse=True)

@@ -88,7 +88,7 @@ def _alive(pids: dict[int, str]) -> list[int]:
 
 def start(cmd: list[str], env_extra: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}
-    env.update(OMP_NUM_THREADS="1", **(env_extra or {}))
+    env.update({"OMP_NUM_THREADS": "1", **(env_extra or {})})
     # Files, not pipes: a launcher nobody reads from while it runs must never block on a full pipe.
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, cwd=cwd)

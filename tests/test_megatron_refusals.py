@@ -7,7 +7,6 @@ copy it), and the `megatron_core` source's bad-input path without megatron-core 
 import itertools
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -16,6 +15,7 @@ import pytest
 from agrs_bench.errors import ConfigError
 from agrs_bench.measure import faults
 from agrs_bench.topology.layout import AXES, MEGATRON_REFUSES, Layout
+from tests import launch
 
 # (our Layout kwargs, Megatron's message); world 8 each.
 REFUSED = {
@@ -47,12 +47,12 @@ def test_layout_refuses_with_megatrons_message(case):
     assert f'"{message}"' in str(info.value)
 
 
+@pytest.mark.gloo
 @pytest.mark.parametrize("case", ["pp_not_last_dp_differs", "pipeline_groups_differ"])
 def test_topology_command_refuses_with_megatrons_message(case):
     kwargs, message = REFUSED[case]
     args = [f"--{k}={v}" for k, v in kwargs.items()]
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.topology", "--world-size", "8", *args],
-                          capture_output=True, text=True, timeout=60)
+    proc = launch.run([sys.executable, "-m", "agrs_bench.topology", "--world-size", "8", *args], deadline_s=60)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and message in proc.stderr
 
@@ -79,11 +79,11 @@ _MEGATRON_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.gloo
 def test_megatron_core_itself_refuses_the_same_layouts_with_the_same_words():
     # One process, a fake world of 8 ranks: megatron-core's initialize_model_parallel for real.
     cases = {case: kwargs for case, (kwargs, _) in REFUSED.items()}
-    proc = subprocess.run([sys.executable, "-c", _MEGATRON_SCRIPT, json.dumps(cases)],
-                          capture_output=True, text=True, timeout=180)
+    proc = launch.run([sys.executable, "-c", _MEGATRON_SCRIPT, json.dumps(cases)], deadline_s=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     said = json.loads(proc.stdout.strip().splitlines()[-1])
     for case, (kwargs, message) in REFUSED.items():
@@ -128,13 +128,14 @@ def test_corrupt_hook_builds_ag_groups_as_megatron_create_all_gather_groups_does
     assert faults.corrupt_ag_sources() == ("pg_collection",)
 
 
+@pytest.mark.gloo
 def test_megatron_core_source_without_megatron_core_is_one_line_exit_2(tmp_path):
     # A `megatron` package without `core` first on the path hides the installed megatron-core.
     (tmp_path / "megatron").mkdir()
     (tmp_path / "megatron" / "__init__.py").write_text("")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "agrs_bench.run", "--sources", "megatron_core,single_comm",
-                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120, env=env)
+    path = os.pathsep.join([str(tmp_path), launch.ROOT, os.environ.get("PYTHONPATH", "")])
+    proc = launch.run([sys.executable, "-m", "agrs_bench.run", "--sources", "megatron_core,single_comm",
+                       "--out", str(tmp_path / "run")], deadline_s=120, env_extra={"PYTHONPATH": path})
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "pip install -e '.[megatron]'" in proc.stderr
