@@ -86,3 +86,11 @@ def test_report_cli_bad_dir_exits_2(tmp_path):
     with pytest.raises(SystemExit) as exc:
         report.main([str(tmp_path)])
     assert exc.value.code == 2
+
+
+def test_every_source_has_its_own_colour():
+    from agrs_bench.render.plots import SOURCE_COLORS
+    from agrs_bench.vocab import SOURCES
+
+    assert set(SOURCES) <= set(SOURCE_COLORS)
+    assert len(set(SOURCE_COLORS.values())) == len(SOURCE_COLORS)

@@ -11,7 +11,10 @@ from typing import Any
 from agrs_bench.render import figures
 from agrs_bench.results import schema
 
-SOURCE_COLORS = {"single_comm": "tab:gray", "global_state": "tab:blue", "pg_collection": "tab:orange"}
+# One colour per group source, the same on every plot; a source added to vocab.SOURCES without
+# one here fails tests/test_report_plots.py rather than a run's report.
+SOURCE_COLORS = {"single_comm": "tab:gray", "global_state": "tab:blue", "pg_collection": "tab:orange",
+                 "megatron_core": "tab:purple"}
 BUFFER_STYLES = {"dense": "-", "expert": "--", "dense+expert": "-"}
 VERDICT_COLORS = {"regressed": "tab:red", "noisy": "tab:olive", "improved": "tab:green",
                   "unchanged": "tab:gray"}
