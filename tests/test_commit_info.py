@@ -19,10 +19,16 @@ def test_a_fresh_git_checkout(tmp_path):
     subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
     subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "m"],
                    check=True)
-    info = machine.commit_info(str(tmp_path), {machine.COMMIT_ENV: "ignored"})
+    info = machine.commit_info(str(tmp_path), {})
     assert info["source"] == "git" and info["branch"] == "night" and info["dirty"] is False
+    same = machine.commit_info(str(tmp_path), {machine.COMMIT_ENV: info["id"][:7]})
+    assert same["source"] == "git" and same["id"] == info["id"]
     (tmp_path / "f").write_text("y")
     assert machine.commit_info(str(tmp_path), {})["dirty"] is True
+    # A copied tree whose .git is stale: the commit its copier named wins, the checkout's is kept.
+    named = machine.commit_info(str(tmp_path), {machine.COMMIT_ENV: "b58193c"})
+    assert named["source"] == "env" and named["id"] == "b58193c"
+    assert named["git_checkout"] == {"id": info["id"], "dirty": True}
 
 
 def test_a_tree_inside_another_repository_is_not_that_repository(tmp_path):

@@ -96,14 +96,23 @@ def _git_commit(root: str) -> dict[str, Any] | None:
 def commit_info(root: str | None = None, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Which code measured: fields as pytest-benchmark writes them, plus `source`, in this order:
     "git" (the checkout that holds the agrs_bench package: id, dirty, branch), "env" (the
-    AGRS_BENCH_COMMIT variable), "package" (the installed agrs_bench version), "unknown"."""
+    AGRS_BENCH_COMMIT variable), "package" (the installed agrs_bench version), "unknown".
+
+    A tree copied to a GPU host can carry a stale .git (seen on the device hosts: a copy of
+    b58193c reported the session's first commit, dirty). When AGRS_BENCH_COMMIT is set and names
+    another commit than the checkout's, whoever copied the tree said which code it is: the
+    variable wins, and the checkout's own answer is kept beside it as `git_checkout`."""
     environ = os.environ if environ is None else environ
+    named = environ.get(COMMIT_ENV, "").strip()
     found = _git_commit(root or PACKAGE_ROOT)
-    if found:
+    if found and (not named or found["id"].startswith(named) or named.startswith(found["id"])):
         return {**found, "source": "git"}
-    if environ.get(COMMIT_ENV, "").strip():
-        return {"id": environ[COMMIT_ENV].strip(), "dirty": None, "project": "agrs_bench",
-                "branch": None, "source": "env"}
+    if named:
+        info: dict[str, Any] = {"id": named, "dirty": None, "project": "agrs_bench", "branch": None,
+                                "source": "env"}
+        if found:
+            info["git_checkout"] = {"id": found["id"], "dirty": found.get("dirty")}
+        return info
     try:
         from importlib.metadata import version
 
