@@ -119,13 +119,14 @@ def test_rank_lists_equal_megatron_core_rank_generator():
 def test_corrupt_hook_builds_ag_groups_as_megatron_create_all_gather_groups_does(monkeypatch):
     layout = Layout(world_size=8, pp=2, order="tp-cp-ep-pp-dp")
     assert layout.group_of("dp_cp", 0) == [0, 2, 4, 6]
-    monkeypatch.setenv(faults.CORRUPT_AG_VAR, "megatron_core")
-    ag = faults.corrupt_ag_layout(layout, "megatron_core")
+    hooks = faults.Faults.from_environment({faults.CORRUPT_AG_VAR: "megatron_core"})
+    ag = hooks.ag_layout(layout, "megatron_core")
     assert ag.order == "tp-cp-ep-dp-pp" and ag.rank_offset == 0
     assert ag.group_of("dp_cp", 0) == [0, 1, 2, 3]  # the example
-    assert faults.corrupt_ag_layout(layout, "pg_collection") is None
-    monkeypatch.setenv(faults.CORRUPT_AG_VAR, "1")  # the old spelling means pg_collection
-    assert faults.corrupt_ag_sources() == ("pg_collection",)
+    assert hooks.ag_layout(layout, "pg_collection") is None
+    # the old spelling means pg_collection
+    assert faults.Faults.from_environment({faults.CORRUPT_AG_VAR: "1"}).corrupt_sources == ("pg_collection",)
+    assert faults.Faults.from_environment({}) == faults.Faults()  # inert in a real run
 
 
 @pytest.mark.gloo

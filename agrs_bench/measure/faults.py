@@ -19,31 +19,13 @@ import dataclasses
 import os
 import signal
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from agrs_bench.topology.layout import DEFAULT_ORDER, Layout
 
 SIGNAL_VAR = "AGRS_BENCH_TEST_SIGNAL"
 CORRUPT_AG_VAR = "AGRS_BENCH_TEST_CORRUPT_AG"
-
-
-def maybe_signal_self(rank: int, cell_index: int) -> None:
-    spec = os.environ.get(SIGNAL_VAR)
-    if not spec:
-        return
-    name, _, where = spec.partition("@")
-    target_rank, _, target_cell = where.partition(":")
-    if int(target_rank) == rank and int(target_cell) == cell_index:
-        print(f"test hook: rank {rank} sends itself SIG{name} before cell {cell_index}",
-              file=sys.stderr, flush=True)
-        os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
-
-
-def corrupt_ag_sources() -> tuple[str, ...]:
-    """The sources whose AG groups the hook corrupts (none when it is off)."""
-    spec = os.environ.get(CORRUPT_AG_VAR, "")
-    if spec == "1":
-        return ("pg_collection",)
-    return tuple(s.strip() for s in spec.split(",") if s.strip() and s.strip() != "0")
 
 
 def megatron_ag_layout(layout: Layout) -> Layout:
@@ -52,6 +34,40 @@ def megatron_ag_layout(layout: Layout) -> Layout:
     return dataclasses.replace(layout, order=DEFAULT_ORDER, rank_offset=0)
 
 
-def corrupt_ag_layout(layout: Layout, source: str) -> Layout | None:
-    """The layout to derive `source`'s AG groups from when the hook is on for it, else None."""
-    return megatron_ag_layout(layout) if source in corrupt_ag_sources() else None
+@dataclass(frozen=True)
+class Faults:
+    """The one seam of fault injection: read from the environment once per run, inert unless a
+    test set a variable. Production code asks it two questions and never reads the variables."""
+
+    signal_at: tuple[str, int, int] | None = None
+    """(SIGNAME, rank, cell number): that rank signals itself before the comparison of that cell."""
+    corrupt_sources: tuple[str, ...] = ()
+    """Sources whose AG groups are built the way megatron-core's create_all_gather_groups() does."""
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Faults:
+        environ = os.environ if environ is None else environ
+        signal_at = None
+        spec = environ.get(SIGNAL_VAR, "")
+        if spec:
+            name, _, where = spec.partition("@")
+            target_rank, _, target_cell = where.partition(":")
+            signal_at = (name, int(target_rank), int(target_cell))
+        corrupt = environ.get(CORRUPT_AG_VAR, "")
+        sources = ("pg_collection",) if corrupt == "1" else tuple(
+            s.strip() for s in corrupt.split(",") if s.strip() and s.strip() != "0")
+        return cls(signal_at, sources)
+
+    def before_cells(self, rank: int, first: int, last: int) -> None:
+        """Just before this rank measures cells first..last (1-based, inclusive)."""
+        if self.signal_at is None:
+            return
+        name, target_rank, target_cell = self.signal_at
+        if target_rank == rank and first <= target_cell <= last:
+            print(f"test hook: rank {rank} sends itself SIG{name} before cell {target_cell}",
+                  file=sys.stderr, flush=True)
+            os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
+
+    def ag_layout(self, layout: Layout, source: str) -> Layout | None:
+        """The layout to derive `source`'s AG groups from when the hook is on for it, else None."""
+        return megatron_ag_layout(layout) if source in self.corrupt_sources else None
