@@ -55,3 +55,24 @@ def _pure_tests_start_no_process(request, monkeypatch):
         if hasattr(os, name):
             monkeypatch.setattr(os, name, refuse)
     yield
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`tmpfs(size)` mounts a tmpfs of `size` (e.g. "64k") under tmp_path and returns it: a disk
+    that fills up. Skips where mounting is not permitted; unmounted after the test."""
+    mounted = []
+
+    def mount(size: str):
+        path = tmp_path / f"tmpfs-{size}"
+        path.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)

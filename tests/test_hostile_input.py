@@ -6,7 +6,6 @@ and the value, and nothing is written."""
 import json
 import os
 import stat
-import subprocess
 
 import pytest
 
@@ -319,15 +318,8 @@ def test_final_files_get_the_umask(tmp_path):
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+def tiny_disk(tmpfs):
+    return tmpfs("64k")
 
 
 def test_full_disk_names_the_cell_and_salvage_says_one_line(tiny_disk, capsys):

@@ -122,25 +122,17 @@ def test_two_runs_into_one_folder(tmp_path):
     assert schema.load(str(out / "results.json"))["agrs_bench"]["complete"] is False
 
 
-def test_full_disk_mid_run_names_the_file_and_keeps_the_cells(tmp_path):
+def test_full_disk_mid_run_names_the_file_and_keeps_the_cells(tmpfs):
     """A run on a 120 KiB tmpfs: the disk fills; rank 0 says which file it could not write and
     where the measured cells are; no traceback of ours, no process left."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(mount)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        done = launch.run(_self_launch("--out", str(mount / "run"), *ARGS, "--iters", "30"), DEADLINE_S)
-        assert done.returncode == 1 and not done.leftover_pids
-        ours = [line for line in done.stderr.splitlines() if line.startswith("agrs_bench.run: ")]
-        assert any("No space left on device" in line and "cannot write" in line for line in ours), ours
-        assert any("cells.jsonl" in line for line in ours), ours
-        # torchrun prints its own failure summary; no frame of this package may be in it
-        assert not re.search(r'File "[^"]*agrs_bench/', done.stderr), done.stderr[-3000:]
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    mount = tmpfs("120k")
+    done = launch.run(_self_launch("--out", str(mount / "run"), *ARGS, "--iters", "30"), DEADLINE_S)
+    assert done.returncode == 1 and not done.leftover_pids
+    ours = [line for line in done.stderr.splitlines() if line.startswith("agrs_bench.run: ")]
+    assert any("No space left on device" in line and "cannot write" in line for line in ours), ours
+    assert any("cells.jsonl" in line for line in ours), ours
+    # torchrun prints its own failure summary; no frame of this package may be in it
+    assert not re.search(r'File "[^"]*agrs_bench/', done.stderr), done.stderr[-3000:]
 
 
 def test_killed_parent_takes_the_launch_with_it(tmp_path):
