@@ -25,18 +25,13 @@ from agrs_bench.groups import distributed
 from agrs_bench.groups.processes import ProcessTree
 from agrs_bench.measure import preflight as preflight_mod
 from agrs_bench.measure import telemetry
-from agrs_bench.measure.runner import Fixtures, groups_span_nodes, measure_all
+from agrs_bench.measure.runner import Fixtures, groups_span_nodes, measure_all, say
 from agrs_bench.measure.watchdog import Watchdog, margin_s
 from agrs_bench.results import files as results
 from agrs_bench.results import machine, resume, schema
 from agrs_bench.results.rundir import OWNER_ENV, check_run_dir, prepare_run_dir, take_run_dir
 
 PROG = "agrs_bench.run"
-
-
-def _say(rank: int, text: str) -> None:
-    if rank == 0:
-        print(text, flush=True)
 
 
 
@@ -139,7 +134,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
         if rank == 0:
             context["machine_info"]["topology"] = telemetry.topology([d["nvml"] for d in devices])
         watchdog.disarm()
-        _say(rank, f"agrs_bench: {info.world_size} ranks on {len(set(nodes))} node(s), {info.backend}, "
+        say(rank, f"agrs_bench: {info.world_size} ranks on {len(set(nodes))} node(s), {info.backend}, "
                    f"layout {cfg.layout.describe()}, {len(cfg.cells())} cells -> {cfg.out_dir}"
                    + (f" (resuming: {len(skip_keys[0])} finished)" if cfg.resume else ""))
         untimed = {schema.cell_key(c) for c in cfg.cells() if c["source"] in fixtures.untimed_sources}
@@ -177,7 +172,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     if context["notes"].get("megatron_mismatch"):
         # torchrun ends every rank once one exits non-zero: none may leave before rank 0 has written.
         dist.barrier()
-        _say(rank, "agrs_bench: megatron_core not timed: megatron-core's AG groups differ from its "
+        say(rank, "agrs_bench: megatron_core not timed: megatron-core's AG groups differ from its "
                    f"DP groups (see report.md); exit status {EXIT_MEGATRON_MISMATCH}")
         return EXIT_MEGATRON_MISMATCH
     return 0

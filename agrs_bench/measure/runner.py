@@ -21,7 +21,8 @@ from agrs_bench.results import files as results
 from agrs_bench.results import schema
 
 
-def _say(rank: int, text: str) -> None:
+def say(rank: int, text: str) -> None:
+    """Print a progress line once for the run: on rank 0 only."""
     if rank == 0:
         print(text, flush=True)
 
@@ -153,7 +154,7 @@ class Fixtures:
         if not [name for name in corrupted if name != "megatron_core"]:
             check_membership(ours, cfg.layout, info.rank)
         else:
-            _say(info.rank, f"agrs_bench: TEST HOOK {CORRUPT_AG_VAR}: AG groups of {', '.join(corrupted)} "
+            say(info.rank, f"agrs_bench: TEST HOOK {CORRUPT_AG_VAR}: AG groups of {', '.join(corrupted)} "
                             f"from order {megatron_ag_layout(cfg.layout).order!r}, membership check skipped")
         for (name, label), source in list(self.sources.items()):
             if name == "megatron_core":
