@@ -100,7 +100,8 @@ def launch(*, scale: float | Mapping[str, float] = 1.0, noise: float | Callable[
         _add_intervals(doc["benchmarks"], ci_rel)
     else:  # a file written before intervals existed: drop the ones the measures computed
         for bench in doc["benchmarks"]:
-            for key in [k for k in bench["extra_info"] if k.endswith("_ci") or k == "median_ci_s"]:
+            for key in [k for k in bench["extra_info"]
+                        if k.endswith("_ci") or k in ("median_ci_s", "median_interval_coverage")]:
                 del bench["extra_info"][key]
     return doc
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agrs_bench.analysis import paired
+from agrs_bench.analysis import paired, stats
 
 BUS_FACTOR_OPS = {"ag": 1, "rs": 1, "ag_rs": 2}
 
@@ -53,22 +53,26 @@ def collective_measures(mode: str, size_bytes: int, group_size: int, data: Seque
     """Bandwidths of one ag/rs/ag_rs cell from its samples: median_ci_s, algbw_gbps, busbw_gbps,
     busbw_gbps_ci; against the reference and the link floor when those are known."""
     found: dict[str, Any] = {}
-    median = paired.median_interval(data)
-    if median is None:
+    if not len(data):
         return found
-    found["median_ci_s"] = median.bounds()
+    point = float(np.median(np.asarray(data, dtype=float)))
+    # Distribution-free: two order statistics and their exact coverage (a bootstrap of the median
+    # of a few samples returns [min, max] and calls it 95%). None where no such interval reaches it.
+    median = stats.median_interval(data, paired.CONFIDENCE)
+    found["median_ci_s"] = median.bounds() if median else None
+    found["median_interval_coverage"] = median.coverage if median else None
     if mode in BUS_FACTOR_OPS:
-        found["algbw_gbps"] = algbw_gbps(mode, size_bytes, median.point)
-        found["busbw_gbps"] = busbw_gbps(mode, size_bytes, median.point, group_size)
+        found["algbw_gbps"] = algbw_gbps(mode, size_bytes, point)
+        found["busbw_gbps"] = busbw_gbps(mode, size_bytes, point, group_size)
         # busbw falls as time grows: the slow end of the time interval is the low end of busbw.
-        found["busbw_gbps_ci"] = [busbw_gbps(mode, size_bytes, median.high, group_size),
-                                  busbw_gbps(mode, size_bytes, median.low, group_size)]
+        found["busbw_gbps_ci"] = ([busbw_gbps(mode, size_bytes, median.high, group_size),
+                                   busbw_gbps(mode, size_bytes, median.low, group_size)] if median else None)
     if reference_s and mode in BUS_FACTOR_OPS:
         found["reference_busbw_gbps"] = busbw_gbps(mode, size_bytes, reference_s, group_size)
         found["busbw_vs_reference"] = found["busbw_gbps"] / found["reference_busbw_gbps"]
     if mode == "ag_rs" and link_gbps:
         found["link_floor_s"] = link_floor_s(mode, size_bytes, group_size, link_gbps)
-        found["time_over_link_floor"] = median.point / found["link_floor_s"]
+        found["time_over_link_floor"] = point / found["link_floor_s"]
     return found
 
 
@@ -95,6 +99,9 @@ def step_measures(*, step: Sequence[float], compute_only: Sequence[float], comm_
     compute-only), its share of communication alone, and the slowdown of the step's GEMMs."""
     found: dict[str, Any] = {"compute_only_s": float(np.median(compute_only)),
                              "comm_only_s": float(np.median(comm_only))}
+    median = stats.median_interval(step, paired.CONFIDENCE)
+    found["median_ci_s"] = median.bounds() if median else None
+    found["median_interval_coverage"] = median.coverage if median else None
     parts = {"step": step, "compute_only": compute_only, "comm_only": comm_only}
     _with_ci(found, "exposed_comm_s", paired.paired_interval(
         parts, lambda m: m["step"] - m["compute_only"]))

@@ -254,3 +254,62 @@ def bootstrap_median_ratio(base: Sequence[Sequence[float]], head: Sequence[Seque
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(ratios, [tail, 1.0 - tail])
     return point, float(low), float(high)
+
+
+# --- distribution-free intervals and tests (order statistics, signs) ------------------------------
+
+
+@dataclass(frozen=True)
+class OrderInterval:
+    """[low, high] = two order statistics of the samples, and the exact probability that they
+    bracket the true median of any continuous distribution (their real coverage)."""
+
+    low: float
+    high: float
+    coverage: float
+
+    def bounds(self) -> list[float]:
+        return [self.low, self.high]
+
+
+def median_rank_coverage(num_samples: int, rank: int) -> float:
+    """P(x_(rank) <= median <= x_(n+1-rank)) for n i.i.d. samples of a continuous distribution:
+    1 - 2 P(Binomial(n, 1/2) <= rank - 1). Ranks count from 1."""
+    if not 1 <= rank <= (num_samples + 1) // 2:
+        raise ValueError(f"rank {rank} outside 1..{(num_samples + 1) // 2} for {num_samples} samples")
+    return float(1.0 - 2.0 * scipy_stats.binom.cdf(rank - 1, num_samples, 0.5))
+
+
+def min_samples_for(confidence: float) -> int:
+    """The fewest samples whose widest order-statistic interval [min, max] reaches `confidence`."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence {confidence!r} must lie strictly between 0 and 1")
+    return max(1, math.ceil(1 - math.log2(1 - confidence)))
+
+
+def median_interval(data: Sequence[float], confidence: float = 0.95) -> OrderInterval | None:
+    """The narrowest symmetric order-statistic interval of the median whose coverage is at least
+    `confidence` (distribution-free; e.g. Conover, Practical Nonparametric Statistics, 3.2).
+    None where even [min, max] covers less (fewer than `min_samples_for(confidence)` samples):
+    then no interval at that confidence exists, and none is claimed."""
+    values = sorted(float(x) for x in data)
+    n = len(values)
+    if n < min_samples_for(confidence):
+        return None
+    ranks = np.arange(1, (n + 1) // 2 + 1)
+    coverage = 1.0 - 2.0 * scipy_stats.binom.cdf(ranks - 1, n, 0.5)
+    rank = int(ranks[coverage >= confidence][-1])  # coverage falls as the rank grows
+    return OrderInterval(values[rank - 1], values[n - rank], float(coverage[rank - 1]))
+
+
+def sign_test(first: Sequence[float], second: Sequence[float]) -> float:
+    """Two-sided p-value of the paired sign test of "first[r] > second[r] as often as below"
+    (scipy's exact binomial test); ties are dropped, no pair left gives 1.0. Valid for any
+    distribution where the rounds are independent, however few they are."""
+    if len(first) != len(second):
+        raise ValueError(f"paired samples need the same length, got {len(first)} and {len(second)}")
+    above = sum(1 for a, b in zip(first, second) if a > b)
+    below = sum(1 for a, b in zip(first, second) if a < b)
+    if above + below == 0:
+        return 1.0
+    return float(scipy_stats.binomtest(above, above + below, 0.5).pvalue)

@@ -40,7 +40,7 @@ DEFAULTS = {
     "nccl": {"sizes": "1MiB:1GiB:x4", "step_sizes": "64MiB", "gemm": "8192x8192x3072",
              "warmup": 5, "samples": 20, "timeout": 600.0},
     "gloo": {"sizes": "16KiB,256KiB", "step_sizes": "64KiB", "gemm": "64x64x64",
-             "warmup": 2, "samples": 5, "timeout": 120.0},
+             "warmup": 2, "samples": 6, "timeout": 120.0},
 }
 DEFAULT_MODES = "ag,rs,ag_rs,fsdp_step"
 EXIT_STATUSES = (

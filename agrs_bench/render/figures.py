@@ -18,6 +18,10 @@ INTERVAL_FIELD = {
     "compute_slowdown": ("compute_slowdown_ci", 1.0),
     "trace_overlap_fraction": ("trace_overlap_fraction_ci", 0.0),
 }
+# An interval wider than this says nothing about the figure (overlap runs from 0 to 1).
+USEFUL_WIDTH = {"overlap_efficiency": 1.0, "trace_overlap_fraction": 1.0}
+TOO_WIDE = "too wide to say anything"
+NO_INTERVAL_AT_95 = "none: too few rounds for 95%"
 
 
 class Figure(NamedTuple):
@@ -26,6 +30,15 @@ class Figure(NamedTuple):
     value: float | None
     interval: tuple[float, float] | None
     no_effect: float | None
+    missing: str = ""
+    """Why the file has no interval, where it says so (too few rounds for 95%)."""
+    useful_width: float | None = None
+    """Intervals wider than this say nothing."""
+
+    @property
+    def too_wide(self) -> bool:
+        return (self.interval is not None and self.useful_width is not None
+                and self.interval[1] - self.interval[0] > self.useful_width)
 
     @property
     def no_difference(self) -> bool:
@@ -48,7 +61,11 @@ def figure(bench: dict[str, Any], key: str) -> Figure:
     interval = None
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_number(x) is not None for x in ci):
         interval = (float(ci[0]), float(ci[1]))
-    return Figure(value, interval, null)
+    # measures.py writes median_interval_coverage = null where no order-statistic interval reaches
+    # 95%: that is a statement about the rounds, not a file written before intervals existed.
+    missing = NO_INTERVAL_AT_95 if (key in ("median_s", "busbw_gbps") and interval is None
+                                    and "median_interval_coverage" in extra) else ""
+    return Figure(value, interval, null, missing, USEFUL_WIDTH.get(key))
 
 
 def sig(value: float | None, digits: int = 3) -> str:
@@ -69,8 +86,10 @@ def with_interval(f: Figure, scale: float = 1.0, digits: int = 3, *, judge: bool
         return "-"
     point = sig(f.value * scale, digits)
     if f.interval is None:
-        return f"{point} [–]"
+        return f"{point} [{f.missing}]" if f.missing else f"{point} [–]"
     low, high = (sig(x * scale, digits) for x in f.interval)
+    if f.too_wide:
+        return f"{point} [{low}, {high}] {TOO_WIDE}"
     return f"{point} [{low}, {high}]" + (f" {NO_DIFFERENCE}" if judge and f.no_difference else "")
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from agrs_bench.analysis import summary
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
-from agrs_bench.render import figures
+from agrs_bench.render import figures, status
+from agrs_bench.render.answer import answer
 from agrs_bench.results import schema
 
 REPORT_FILE = "report.md"
@@ -37,7 +38,8 @@ def warnings_of(doc: dict[str, Any]) -> list[str]:
     if short:
         notes.append(f"{len(short)} cell(s) have samples shorter than the budget (marked ⚠ in their rows): "
                      f"{', '.join(short[:6])}" + (" ..." if len(short) > 6 else ""))
-    if not any(figures.figure(b, "median_s").interval for b in doc["benchmarks"]):
+    if not any(figures.figure(b, "median_s").interval or "median_interval_coverage" in b["extra_info"]
+               for b in doc["benchmarks"]):
         notes.append("this file holds no intervals (written before they existed): figures print the "
                      "point and [–], and nothing is judged")
     for bench in doc["benchmarks"]:
@@ -80,49 +82,6 @@ def _plain(bench: dict[str, Any]) -> bool:
 
 def _flags(bench: dict[str, Any]) -> str:
     return "; ".join(figures.flags(bench)) or "-"
-
-
-def answer(doc: dict[str, Any]) -> list[str]:
-    """The question the tool exists for: per buffer and source, where a separate AG communicator
-    (the source's ag_rs against single_comm's) pays off, by how much, and where nothing was seen."""
-    rows: dict[tuple[str, str], dict[str, list[str]]] = {}
-    for bench in doc["benchmarks"]:
-        p = bench["params"]
-        if p["mode"] != "ag_rs" or p["source"] == "single_comm" or not _plain(bench):
-            continue
-        f = figures.figure(bench, "speedup_vs_single_comm")
-        if f.value is None:
-            continue
-        mark = " ⚠" if figures.flags(bench) else ""
-        size = schema.size_label(p["size_bytes"])
-        found = rows.setdefault((p["buffer"], p["source"]), {"pays": [], "none": [], "slower": [], "open": []})
-        text = f"{size} {figures.sig(f.value)}×" + (
-            f" [{figures.sig(f.interval[0])}, {figures.sig(f.interval[1])}]" if f.interval else "") + mark
-        if f.interval is None:
-            found["open"].append(text)
-        elif f.interval[0] > 1:
-            found["pays"].append(text)
-        elif f.interval[1] < 1:
-            found["slower"].append(text)
-        else:
-            found["none"].append(f"{size}{mark}")
-    lines = ["## Does a separate AG communicator pay off?", ""]
-    if not rows:
-        return lines + ["No ag_rs cell of a source other than single_comm with a speedup: nothing to answer.", ""]
-    lines += ["Speedup of `ag_rs` (AG and RS issued together) over `single_comm` (both on one communicator), "
-              "eager, default NCCL options, with its 95% interval. It *pays off* where the whole interval "
-              "lies above 1; *no difference measured* where the interval holds 1.", ""]
-    if figures.is_cpu(doc):
-        lines += [f"**{figures.CPU_NOTE}**: the answer below says nothing about GPUs.", ""]
-    lines += ["| buffer | source | pays off at (speedup ×, 95% interval) | no difference measured at | slower at "
-              "| no interval in the file |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for (buffer, source), found in sorted(rows.items()):
-        lines.append(f"| {buffer} | {source} | {'; '.join(found['pays']) or '-'} | {', '.join(found['none']) or '-'} "
-                     f"| {'; '.join(found['slower']) or '-'} | {', '.join(found['open']) or '-'} |")
-    flagged = any("⚠" in text for found in rows.values() for texts in found.values() for text in texts)
-    return lines + (["", "⚠: the cell ran throttled, with short samples or with warnings (see its row below)."]
-                    if flagged else []) + [""]
 
 
 def header(doc: dict[str, Any]) -> list[str]:
@@ -176,7 +135,8 @@ DEFINITIONS = [
     "- **size**: bytes of the full (unsharded) buffer.",
     "- **n**: ranks in the group the collective runs over.",
     "- **median ms**: median over samples of seconds per iteration (a sample times `ops/sample` "
-    "back-to-back iterations; per sample the slowest rank), with its 95% interval.",
+    "back-to-back iterations; per sample the slowest rank), with its distribution-free interval: two "
+    "order statistics whose coverage of the true median is at least 95% (exact, binomial ranks).",
     "- **busbw GB/s**: S/t·(n−1)/n (nccl-tests' convention, GB = 1e9 bytes; an `ag_rs` iteration "
     "moves 2S), with its 95% interval; significant digits, so small sizes never read 0.",
     "- **vs reference**: busbw over the in-run reference busbw of the same op (or why it was left out).",
@@ -206,8 +166,10 @@ DEFINITIONS = [
     "- CUDA graph against eager: **options** the NCCL options; **eager ms / graph ms** median ag_rs "
     "time; **overlap eff eager / graph** as above; **graph serializes** eager overlapped (≥ 0.2) and "
     "the graph did not (< 0.1), or \"no difference measured\" where the two intervals overlap.",
-    "- `[–]`: the file has no interval for that figure (written before intervals existed): the point "
-    "alone is shown and nothing is judged.",
+    "- `[–]`: the file has no interval for that figure (it was written before the engine gave one): the "
+    "point alone is shown and nothing is judged. `[none: too few rounds for 95%]`: no order-statistic "
+    "interval of the median reaches 95% with this many rounds (6 is the fewest). `too wide to say "
+    "anything`: an overlap interval wider than the whole 0-1 scale.",
     "",
 ]
 
@@ -303,7 +265,8 @@ def _step_comparison(steps: list[dict[str, Any]]) -> list[str]:
 def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
     """report.md: the answer first, then the run, warnings, plots, column definitions, tables.
     A megatron-core group mismatch comes before everything: that source was not timed."""
-    lines = ["# agrs_bench report", ""] + megatron_mismatch_section(doc) + answer(doc) + header(doc)
+    lines = (["# agrs_bench report", ""] + status.first_screen(doc) + megatron_mismatch_section(doc)
+             + answer(doc) + header(doc))
     notes = warnings_of(doc)
     if notes:
         lines += ["## Warnings", ""] + [f"- {n}" for n in notes] + [""]

@@ -1,0 +1,142 @@
+"""The report's answer: per buffer and source, where a separate AG communicator pays off.
+
+A verdict is made only where a difference is possible: a cell whose AG runs on its RS
+communicator (single_comm always; the expert buffer of global_state always, and of pg_collection
+and megatron_core at ep = 1) is the same measurement as single_comm, so it is shown as identical
+by construction, never as faster or slower. The other cells are judged together: per cell a
+paired sign test over the rounds that sampled it beside single_comm (distribution-free, exact),
+Holm-corrected over every judged row and size, so the chance that the table calls anything
+"pays off" or "slower" while nothing differs is at most FAMILY_ALPHA.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from agrs_bench.analysis import stats
+from agrs_bench.render import figures
+from agrs_bench.results import schema
+
+FAMILY_ALPHA = 0.05
+CONFIDENCE = 0.95
+IDENTICAL = "no separate AG communicator (identical by construction)"
+COLUMNS = ("pays", "none", "slower", "identical", "open")
+
+
+def shares_rs_comm(bench: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Did this cell's AG run on its RS communicator? The engine records it; files written
+    before it did get Megatron's rule (an expert AG group exists only for pg_collection-like
+    sources at ep > 1)."""
+    recorded = bench["extra_info"].get("ag_shares_rs_comm")
+    if isinstance(recorded, bool):
+        return recorded
+    p = bench["params"]
+    if p["source"] == "single_comm":
+        return True
+    if p["buffer"] != "expert":
+        return False
+    ep = (doc["machine_info"].get("layout") or {}).get("ep", 1)
+    return p["source"] == "global_state" or ep == 1
+
+
+def _plain(bench: dict[str, Any]) -> bool:
+    return all(bench["params"].get(k, d) == d for k, d in schema.OPTIONAL_PARAMS.items())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    """One (buffer, source, size) of the answer."""
+
+    buffer: str
+    source: str
+    size_bytes: int
+    flagged: bool
+    kind: str
+    """pays, none, slower, identical or open (not judged: no paired rounds in the file)."""
+    speedup: stats.OrderInterval | None = None
+    """Median per-round speedup single_comm / source with its order-statistic interval."""
+    point: float | None = None
+    """Median per-round speedup (also where no 95% interval exists)."""
+    p_holm: float | None = None
+
+
+def _paired(bench: dict[str, Any], single: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Sampled in the same rounds (schema 2, one comparison, as many samples)?"""
+    same = bench["extra_info"].get("comparison") == single["extra_info"].get("comparison")
+    return (doc["agrs_bench"].get("schema_version") == 2 and same
+            and len(bench["stats"]["data"]) == len(single["stats"]["data"]) > 0)
+
+
+def rows_of(doc: dict[str, Any]) -> list[Row]:
+    """Every eager default-options ag_rs cell of a source other than single_comm, decided."""
+    plain = [b for b in doc["benchmarks"] if b["params"]["mode"] == "ag_rs" and _plain(b)]
+    singles = {(b["params"]["buffer"], int(b["params"]["size_bytes"]), b["params"]["dtype"]): b
+               for b in plain if b["params"]["source"] == "single_comm"}
+    pending: list[tuple[dict[str, Any], list[float], list[float]]] = []
+    rows: list[Row] = []
+    for bench in plain:
+        p = bench["params"]
+        single = singles.get((p["buffer"], int(p["size_bytes"]), p["dtype"]))
+        if p["source"] == "single_comm" or single is None:
+            continue
+        common = {"buffer": p["buffer"], "source": p["source"], "size_bytes": int(p["size_bytes"]),
+                  "flagged": bool(figures.flags(bench))}
+        if shares_rs_comm(bench, doc):
+            rows.append(Row(kind="identical", **common))
+        elif not _paired(bench, single, doc):
+            rows.append(Row(kind="open", **common))
+        else:
+            pending.append((common, single["stats"]["data"], bench["stats"]["data"]))
+    adjusted = stats.holm([stats.sign_test(s, c) for _, s, c in pending])
+    for (common, single_s, cell_s), p_holm in zip(pending, adjusted):
+        ratios = [a / b for a, b in zip(single_s, cell_s) if b > 0]
+        point = statistics.median(ratios)
+        kind = "none"
+        if p_holm <= FAMILY_ALPHA and point != 1:
+            kind = "pays" if point > 1 else "slower"
+        rows.append(Row(kind=kind, speedup=stats.median_interval(ratios, CONFIDENCE), point=point,
+                        p_holm=p_holm, **common))
+    return rows
+
+
+def _text(row: Row) -> str:
+    size = schema.size_label(row.size_bytes)
+    mark = " ⚠" if row.flagged else ""
+    if row.kind in ("identical", "open"):
+        return size + mark
+    interval = (f" [{figures.sig(row.speedup.low)}, {figures.sig(row.speedup.high)}]" if row.speedup
+                else f" [{figures.NO_INTERVAL_AT_95}]")
+    if row.kind == "none":
+        return f"{size} {figures.sig(row.point)}×{interval}{mark}"
+    return f"{size} {figures.sig(row.point)}×{interval}, p {row.p_holm:.2g}{mark}"
+
+
+def answer(doc: dict[str, Any]) -> list[str]:
+    """The question the tool exists for, as markdown lines."""
+    rows = rows_of(doc)
+    lines = ["## Does a separate AG communicator pay off?", ""]
+    if not rows:
+        return lines + ["No ag_rs cell of a source other than single_comm beside a single_comm cell: "
+                        "nothing to answer.", ""]
+    judged = sum(1 for r in rows if r.kind in ("pays", "none", "slower"))
+    lines += ["Speedup of `ag_rs` (AG and RS issued together) over `single_comm` (both on one communicator), "
+              "eager, default NCCL options: the median over rounds of t(single_comm) / t(source), both timed "
+              "in the same round, with its distribution-free 95% interval (order statistics).",
+              f"Decisions control the **family-wise error at {FAMILY_ALPHA:.0%} over all {judged} judged rows "
+              "and sizes** (paired sign test per cell, Holm-adjusted p shown): *pays off* / *slower* only "
+              "where the adjusted p is at most 5%.", ""]
+    if figures.is_cpu(doc):
+        lines += [f"**{figures.CPU_NOTE}**: the answer below says nothing about GPUs.", ""]
+    by_pair: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for row in sorted(rows, key=lambda r: (r.buffer, r.source, r.size_bytes)):
+        by_pair.setdefault((row.buffer, row.source), {k: [] for k in COLUMNS})[row.kind].append(_text(row))
+    lines += ["| buffer | source | pays off at (speedup ×, 95% interval, Holm p) | no difference measured at "
+              f"| slower at | {IDENTICAL} | not judged (rounds not paired in the file) |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for (buffer, source), found in by_pair.items():
+        lines.append(f"| {buffer} | {source} | " + " | ".join("; ".join(found[k]) or "-" for k in COLUMNS) + " |")
+    if any(r.flagged for r in rows):
+        lines += ["", "⚠: the cell ran throttled, with short samples or with warnings (see its row below)."]
+    return lines + [""]
