@@ -13,7 +13,8 @@ def _completeness(meta: dict[str, Any]) -> str:
         text = "**complete**"
     else:
         missing = meta.get("missing_cells") or []
-        text = f"**INCOMPLETE: {len(missing)} cell(s) missing** (finish with `python -m agrs_bench.run --resume RUN_DIR`)"
+        text = (f"**INCOMPLETE: {len(missing)} cell(s) missing** "
+                "(finish with `python -m agrs_bench.run --resume RUN_DIR`)")
     resumed = meta.get("resumed_cells")
     if isinstance(resumed, int) and resumed > 0:
         text += (f"; resumed: {resumed} cell(s) come from an earlier launch, merged with this launch's "
