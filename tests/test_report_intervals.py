@@ -154,3 +154,33 @@ def test_trace_overlap_column_appears_when_traced():
     row = next(line for line in text.splitlines() if line.startswith("| ag_rs | dense | pg_collection | - | 1MiB"))
     assert "trace overlap [95%]" in header and "0.80 [0.70, 0.90]" in row
     assert header.count("|") == row.count("|")
+
+
+def test_first_screen_says_complete_device_and_megatron_versions():
+    doc = _doc(missing=("ag-dense-single_comm-1GiB",))
+    doc["agrs_bench"].update(resumed_cells=7, megatron_core={"version": "0.16.1", "api": "global"})
+    first = report.render(doc).split("\n## ")[0]
+    assert "INCOMPLETE: 1 cell(s) missing" in first and "resumed: 7 cell(s)" in first
+    assert "GPU: NVIDIA H100 80GB HBM3 x4" in first
+    assert "megatron-core: 0.16.1 (global); megatron-fsdp: not used" in first
+    cpu = report.render(_doc(backend="gloo")).split("\n## ")[0]
+    assert "- run: **complete**" in cpu and "CPU, 4 gloo rank(s)" in cpu
+
+
+def test_cells_on_one_communicator_are_never_faster_or_slower_in_any_table():
+    text = report.render(_doc())  # ep = 1: expert pg_collection shares its RS communicator
+    rows = [line for line in text.splitlines() if line.startswith("| ag_rs | expert | pg_collection")]
+    assert rows and all("identical by construction" in row for row in rows)
+
+
+def test_no_interval_at_95_is_said_not_blamed_on_an_old_file():
+    doc = synthetic.launch(num_samples=5)
+    for bench in doc["benchmarks"]:  # as measures.py writes them for 5 rounds
+        bench["extra_info"].update(median_ci_s=None, median_interval_coverage=None, busbw_gbps_ci=None)
+    text = report.render(doc)
+    assert "[none: too few rounds for 95%]" in text and "holds no intervals" not in text
+
+
+def test_overlap_interval_wider_than_the_scale_says_nothing():
+    f = figures.Figure(0.3, (-0.6, 0.9), 0.0, useful_width=1.0)
+    assert figures.with_interval(f, digits=2).endswith(figures.TOO_WIDE)

@@ -25,20 +25,27 @@ IDENTICAL = "no separate AG communicator (identical by construction)"
 COLUMNS = ("pays", "none", "slower", "identical", "open")
 
 
-def shares_rs_comm(bench: dict[str, Any], doc: dict[str, Any]) -> bool:
-    """Did this cell's AG run on its RS communicator? The engine records it; files written
-    before it did get Megatron's rule (an expert AG group exists only for pg_collection-like
-    sources at ep > 1)."""
-    recorded = bench["extra_info"].get("ag_shares_rs_comm")
-    if isinstance(recorded, bool):
-        return recorded
-    p = bench["params"]
-    if p["source"] == "single_comm":
+def _rule(source: str, buffer: str, ep: int) -> bool:
+    if source == "single_comm":
         return True
-    if p["buffer"] != "expert":
+    if buffer != "expert":
         return False
+    return source == "global_state" or ep == 1
+
+
+def shares_rs_comm(bench: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Did every AG of this cell run on its RS communicator (so it cannot differ from
+    single_comm)? The engine records it; files written before it did get Megatron's rule (an
+    expert AG group exists only for pg_collection-like sources at ep > 1)."""
+    extra, p = bench["extra_info"], bench["params"]
+    by_buffer = extra.get("ag_shares_rs_comm_by_buffer")
+    if isinstance(by_buffer, dict) and by_buffer:
+        return all(v is True for v in by_buffer.values())
+    recorded = extra.get("ag_shares_rs_comm")
+    if isinstance(recorded, bool) and "+" not in p["buffer"]:
+        return recorded
     ep = (doc["machine_info"].get("layout") or {}).get("ep", 1)
-    return p["source"] == "global_state" or ep == 1
+    return all(_rule(p["source"], buffer, ep) for buffer in p["buffer"].split("+"))
 
 
 def _plain(bench: dict[str, Any]) -> bool:

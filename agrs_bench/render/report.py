@@ -10,7 +10,7 @@ from typing import Any
 from agrs_bench.analysis import summary
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
 from agrs_bench.render import figures, status
-from agrs_bench.render.answer import answer
+from agrs_bench.render.answer import answer, shares_rs_comm
 from agrs_bench.results import schema
 
 REPORT_FILE = "report.md"
@@ -233,7 +233,7 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
-def _step_comparison(steps: list[dict[str, Any]]) -> list[str]:
+def _step_comparison(steps: list[dict[str, Any]], doc: dict[str, Any]) -> list[str]:
     """Per bucket: does a source expose less communication than single_comm, or no difference?"""
     lines = []
     by_bucket: dict[tuple, dict[str, dict[str, Any]]] = {}
@@ -250,7 +250,9 @@ def _step_comparison(steps: list[dict[str, Any]]) -> list[str]:
                 continue
             mine, theirs = figures.figure(bench, "exposed_comm_s"), figures.figure(single, "exposed_comm_s")
             same = figures.overlap(mine.interval, theirs.interval)
-            if same is None:
+            if shares_rs_comm(bench, doc):
+                verdict = "identical by construction (no separate AG communicator)"
+            elif same is None:
                 verdict = "no interval in the file: not compared"
             elif same:
                 verdict = f"{figures.NO_DIFFERENCE} (intervals overlap)"
@@ -288,6 +290,7 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
         trace = (f"| {figures.with_interval(figures.figure(bench, 'trace_overlap_fraction'), digits=2)} "
                  if traced else "")
         speedup = ("reference" if p["source"] == "single_comm" and p["mode"] == "ag_rs"
+                   else "identical by construction" if p["mode"] == "ag_rs" and shares_rs_comm(bench, doc)
                    else figures.with_interval(figures.figure(bench, "speedup_vs_single_comm")))
         lines.append(
             f"| {p['mode']} | {p['buffer']} | {p['source']} | {_variant(p)} | {schema.size_label(p['size_bytes'])} "
@@ -313,7 +316,7 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
                 f"| {compute_ms} | {comm_ms} "
                 f"| {figures.with_interval(figures.figure(bench, 'exposed_comm_s'), 1e3)} "
                 f"| {figures.with_interval(figures.figure(bench, 'compute_slowdown'))} | {_flags(bench)} |")
-        compared = _step_comparison(steps)
+        compared = _step_comparison(steps, doc)
         if compared:
             lines += ["", "Sources against single_comm (eager, default options):", ""] + compared
     lines += _summary_sections(doc)
