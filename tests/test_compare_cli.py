@@ -1,6 +1,7 @@
 """`python -m agrs_bench.compare` on synthetic launches written to disk: exit statuses and files."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -40,7 +41,7 @@ def test_regression_exits_1_and_lists_cells_first(tmp_path):
     assert _compare(tmp_path, synthetic.side(3, 0), synthetic.side(3, 100, scale=1.10)) == 1
     text = (tmp_path / "cmp" / "comparison.md").read_text()
     assert text.startswith("## agrs_bench gate: REGRESSED")
-    assert text.index("### Regressed") < text.index("| ag-dense-single_comm-1MiB |")
+    assert text.index("### Changed cells") < text.index("| ag-dense-single_comm-1MiB |") < text.index("<details>")
 
 
 def test_small_slowdown_exits_0(tmp_path):
@@ -51,7 +52,7 @@ def test_noisy_slowdown_exits_0_and_is_reported(tmp_path):
     kwargs = {"noise": 0.4, "modes": ("ag_rs",)}
     assert _compare(tmp_path, synthetic.side(3, 0, **kwargs), synthetic.side(3, 100, scale=1.08, **kwargs)) == 0
     text = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "### Noisy" in text and "### Regressed" not in text
+    assert "6 cell(s) too noisy to judge" in text and "### Changed cells" not in text
 
 
 def test_speedup_exits_0_improved(tmp_path, capsys):
@@ -158,9 +159,42 @@ def test_one_regressed_cell_of_forty_exits_1(tmp_path):
     assert _compare(tmp_path, synthetic.side(3, 0, noise=0.01, **FORTY),
                     synthetic.side(3, 100, noise=0.01, scale={name: 1.10}, **FORTY)) == 1
     text = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "1 regressed" in text and f"| {name} |" in text.split("### Regressed")[1].split("###")[0]
+    assert "1 regressed" in text and f"| {name} |" in text.split("### Changed cells")[1].split("<details>")[0]
 
 
 def test_a_a_at_forty_percent_noise_exits_0(tmp_path):
     kwargs = {"noise": 0.4, "launch_offset": 0.2, **FORTY}
     assert _compare(tmp_path, synthetic.side(3, 0, **kwargs), synthetic.side(3, 100, **kwargs)) == 0
+
+
+def _rows(text):
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith(("| cell ", "| --- "))]
+
+
+@pytest.mark.parametrize("scale,noise", [(1.0, 0.4), ({"ag-dense-single_comm-8MiB": 1.3,
+                                                       "rs-dense-pg_collection-1MiB": 1.2}, 0.01)])
+def test_comparison_md_pastes_into_a_pr(tmp_path, scale, noise):
+    """Noisy or regressed, 40 cells: a short summary before the folded table, no absolute path,
+    and base ms / head ms point the same way as head/base on every row."""
+    _compare(tmp_path, synthetic.side(3, 0, noise=noise, **FORTY),
+             synthetic.side(3, 100, noise=noise, scale=scale, **FORTY))
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    summary, folded = text.split("<details>")
+    assert len(summary.splitlines()) < 60
+    assert str(tmp_path) not in text and not re.search(r"`/|\(/", text)
+    rows = _rows(folded)
+    assert len(rows) == 40
+    for row in rows:
+        base_ms, head_ms, ratio = float(row[1]), float(row[2]), float(row[3])
+        assert (head_ms > base_ms) == (ratio > 1) or head_ms == base_ms
+        assert head_ms / base_ms == pytest.approx(ratio, rel=2e-3)
+    assert "0.0%" not in summary.split("flag no cell")[-1].split("\n")[0]
+
+
+def test_paths_are_relative_to_the_repository_or_cut_to_their_last_parts(tmp_path):
+    from agrs_bench.gate import markdown
+
+    assert markdown.display_path(str(tmp_path / "repo" / "results" / "x" / "results.json"),
+                                 str(tmp_path / "repo")) == "results/x"
+    assert markdown.display_path("/tmp/abc123/head/launch-0/results.json", str(tmp_path)) == "…/head/launch-0"

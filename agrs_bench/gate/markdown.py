@@ -1,11 +1,13 @@
 """comparison.md: short enough for a PR comment or a CI step summary. Renders; judges nothing.
 
-The verdict first, then the regressed and noisy cells, then everything else folded away.
+The verdict, counts and the changed cells first (under 60 lines), every cell folded below; paths
+relative to the repository.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,12 +48,42 @@ class Comparison:
     """(title, path relative to comparison.md)."""
 
 
+MAX_CHANGED_ROWS = 20
+"""Changed cells listed in the summary; the rest are in the folded table."""
+MAX_NOTES = 8
+
+
+def display_path(origin: str, root: str | None = None) -> str:
+    """`origin` relative to the repository (the folder holding .git above the working directory);
+    outside it, only its last two parts, so no absolute or temporary path reaches a PR."""
+    root = root or _repository_root()
+    absolute = os.path.abspath(origin)
+    if os.path.basename(absolute) == "results.json":  # the run directory names the launch
+        absolute = os.path.dirname(absolute)
+    relative = os.path.relpath(absolute, root)
+    if not relative.startswith(os.pardir):
+        return relative
+    parent, name = os.path.split(absolute.rstrip(os.sep))
+    return "…/" + "/".join(part for part in (os.path.basename(parent), name) if part)
+
+
+def _repository_root() -> str:
+    folder = os.getcwd()
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return os.getcwd()
+        folder = parent
+
+
 def _side(name: str, docs: Sequence[dict[str, Any]], origins: Sequence[str]) -> str:
     info = docs[0]["machine_info"]
     commits = sorted({(d["commit_info"].get("id") or "?")[:10] for d in docs})
+    shown = ", ".join(f"`{display_path(o)}`" for o in origins[:3]) + (" ..." if len(origins) > 3 else "")
     return (f"- {name}: {len(docs)} launch(es) of {', '.join(commits)} on {info.get('gpu_name') or 'cpu'} "
-            f"x{info.get('world_size')} ({info.get('backend')}, NCCL {info.get('nccl_version') or '-'}); "
-            f"{', '.join(f'`{o}`' for o in origins[:4])}{' ...' if len(origins) > 4 else ''}")
+            f"x{info.get('world_size')} ({info.get('backend')}, NCCL {info.get('nccl_version') or '-'}); {shown}")
 
 
 def _notes(c: Comparison) -> list[str]:
@@ -59,7 +91,7 @@ def _notes(c: Comparison) -> list[str]:
     for name, docs, origins in (("base", c.base, c.base_origins), ("head", c.head, c.head_origins)):
         for doc, origin in zip(docs, origins):
             if not doc["agrs_bench"].get("complete", True):
-                notes.append(f"{name} launch `{origin}` is INCOMPLETE "
+                notes.append(f"{name} launch `{display_path(origin)}` is INCOMPLETE "
                              f"({len(doc['agrs_bench'].get('missing_cells', []))} cell(s) missing)")
         if len(docs) < 3:
             notes.append(f"{name} has {len(docs)} launch(es): launch-to-launch noise is measured from too few "
@@ -70,6 +102,8 @@ def _notes(c: Comparison) -> list[str]:
     if c.only_head:
         notes.append(f"{len(c.only_head)} cell(s) only in head, not judged: {', '.join(c.only_head[:8])}"
                      + (" ..." if len(c.only_head) > 8 else ""))
+    if len(notes) > MAX_NOTES:
+        notes = notes[:MAX_NOTES - 1] + [f"... and {len(notes) - MAX_NOTES + 1} more warning(s)"]
     return notes
 
 
@@ -77,13 +111,28 @@ def _interval(low: float, high: float) -> str:
     return "–" if math.isnan(low) else f"[{low:.3f}, {high:.3f}]"
 
 
+def consistent_numbers(base_s: float, head_s: float, ratio: float) -> tuple[str, str, str]:
+    """(base ms, head ms, head/base) as printed, with as many digits as it takes for the printed
+    ms to point the same way as the printed ratio (1.000 with 0.0113 -> 0.01131 would not)."""
+    def direction(a: float, b: float) -> int:
+        return (a > b) - (a < b)
+
+    for digits in range(3, 10):
+        text = f"{base_s * 1e3:.{digits + 1}g}", f"{head_s * 1e3:.{digits + 1}g}", f"{ratio:.{digits}f}"
+        if direction(float(text[1]), float(text[0])) == direction(float(text[2]), 1.0):
+            break
+    return text
+
+
 def _table(cells: Sequence[CellComparison], last: str) -> list[str]:
-    """One row per cell; the last column is the cell's `last` field ("reason" or "verdict")."""
+    """One row per cell; the last column is the cell's `last` field ("reason" or "verdict").
+    base ms and head ms are the same estimate as head/base (geometric means of launch medians)."""
     rows = ["| cell | base ms | head ms | head/base | 95% interval | p slower (Holm) | launches b/h "
             f"| {last} |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in cells:
-        rows.append(f"| {c.name} | {c.base_median_s * 1e3:.4g} | {c.head_median_s * 1e3:.4g} | {c.ratio:.3f} "
+        base_ms, head_ms, ratio = consistent_numbers(c.base_median_s, c.head_median_s, c.ratio)
+        rows.append(f"| {c.name} | {base_ms} | {head_ms} | {ratio} "
                     f"| {_interval(c.ci_low, c.ci_high)} | {c.p_slower:.2g} | {c.base_launches}/{c.head_launches} "
                     f"| {getattr(c, last)} |")
     return rows
@@ -96,27 +145,45 @@ def count_line(c: Comparison) -> str:
             f"(threshold ±{c.threshold:.1%})")
 
 
+def quiet_sentence(c: Comparison) -> str:
+    """What the threshold search supports: it looks between 0.1% and 99.9% only."""
+    if not c.cells:
+        return "- no cell to judge"
+    if c.quiet_threshold <= 0.001:
+        return "- the family-wise tests flag no cell even at a threshold of 0.1%"
+    if c.quiet_threshold >= 0.999:
+        return "- the family-wise tests flag some cell at every threshold up to 99.9%"
+    return f"- the family-wise tests would flag no cell at a threshold of {c.quiet_threshold:.1%} or more"
+
+
 def render(c: Comparison) -> str:
+    """Summary first (verdict, counts, the changed cells), everything else folded below."""
     lines = [f"## agrs_bench gate: {HEADLINE[c.verdict]}", "", f"**{count_line(c)}**", "",
              _side("base", c.base, c.base_origins), _side("head", c.head, c.head_origins),
-             f"- per cell: head/base = ratio of the geometric means of launch medians (seconds per "
-             f"iteration; a launch is the independent unit), {CONFIDENCE:.0%} t interval from the cell's "
-             f"own launches. regressed = slower by more than {c.threshold:.0%} with family-wise error "
-             f"{FAMILY_ALPHA:.0%} over all {len(c.cells)} cells (Holm on moderated-t p-values, "
-             f"docs/gate.md); noisy = the interval is wider than the band or undecided: never fails",
-             f"- the family-wise tests would flag no cell at a threshold of {c.quiet_threshold:.1%} or more",
-             ""]
+             f"- per cell: head/base of the geometric means of launch medians (seconds per iteration; a launch "
+             f"is the independent unit; base ms and head ms are those means), {CONFIDENCE:.0%} t interval from "
+             f"the cell's own launches. regressed / improved = changed by more than {c.threshold:.0%} with "
+             f"family-wise error {FAMILY_ALPHA:.0%} over all {len(c.cells)} cells (Holm on moderated-t "
+             "p-values, docs/gate.md); noisy = interval wider than the band or undecided: never fails",
+             quiet_sentence(c), ""]
     notes = _notes(c)
     if notes:
         lines += ["### Warnings", ""] + [f"- {n}" for n in notes] + [""]
-    for verdict, title in (("regressed", "Regressed"), ("noisy", "Noisy (too wide to judge; never fails the gate)")):
-        picked = [cell for cell in c.cells if cell.verdict == verdict]
-        if picked:
-            lines += [f"### {title}", ""] + _table(picked, "reason") + [""]
-    rest = [cell for cell in c.cells if cell.verdict in ("improved", "unchanged")]
-    if rest:
-        lines += [f"<details><summary>Improved and unchanged cells ({len(rest)})</summary>", ""]
-        lines += _table(sorted(rest, key=lambda cell: (cell.verdict, cell.name)), "verdict")
+    changed = sorted((cell for cell in c.cells if cell.verdict in ("regressed", "improved")),
+                     key=lambda cell: (cell.verdict != "regressed", -abs(math.log(cell.ratio))))
+    if changed:
+        lines += [f"### Changed cells ({len(changed)})", ""] + _table(changed[:MAX_CHANGED_ROWS], "verdict")
+        if len(changed) > MAX_CHANGED_ROWS:
+            lines.append(f"\n... and {len(changed) - MAX_CHANGED_ROWS} more in the full table below")
+        lines.append("")
+    noisy = sum(1 for cell in c.cells if cell.verdict == "noisy")
+    if noisy:
+        lines += [f"{noisy} cell(s) too noisy to judge at ±{c.threshold:.0%} (not trustworthy; never fail the "
+                  "gate): see the full table for each one's reason.", ""]
+    if c.cells:
+        order = {"regressed": 0, "improved": 1, "noisy": 2, "unchanged": 3}
+        lines += [f"<details><summary>All {len(c.cells)} cells</summary>", ""]
+        lines += _table(sorted(c.cells, key=lambda cell: (order[cell.verdict], cell.name)), "reason")
         lines += ["", "</details>", ""]
     if c.plots:
         lines += [f"![{title}]({path})" for title, path in c.plots] + [""]

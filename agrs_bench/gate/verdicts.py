@@ -20,7 +20,6 @@ Verdict of one cell, threshold t (docs/gate.md explains why; the checks run in t
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -58,9 +57,10 @@ class CellComparison:
     params: dict[str, Any]
     """The cell's params (from head)."""
     base_median_s: float
-    """Median of all base samples pooled, seconds per iteration."""
+    """Geometric mean of base's launch medians, seconds per iteration: the estimator of `ratio`,
+    so head_median_s / base_median_s == ratio and the two never point different ways."""
     head_median_s: float
-    """Median of all head samples pooled, seconds per iteration."""
+    """Geometric mean of head's launch medians, seconds per iteration."""
     ratio: float
     """head / base, geometric means of the launch medians: above 1 is slower."""
     ci_low: float
@@ -81,6 +81,10 @@ class CellComparison:
     """One line: why this verdict."""
     evidence: stats.LogRatio
     """The cell's statistics on the log scale (for recomputing at another threshold)."""
+    base_ci_s: tuple[float, float] = (math.nan, math.nan)
+    """95% t interval of `base_median_s` from base's launches (nan with one launch)."""
+    head_ci_s: tuple[float, float] = (math.nan, math.nan)
+    """95% t interval of `head_median_s` from head's launches."""
 
 
 def _band(t: float) -> tuple[float, float]:
@@ -184,8 +188,15 @@ def params_by_cell(docs: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, Any]
     return {schema.cell_key(b["params"]): b["params"] for doc in docs for b in doc["benchmarks"]}
 
 
-def _pooled_median(launches: list[list[float]]) -> float:
-    return statistics.median(x for launch in launches for x in launch)
+def _center(launches: list[list[float]]) -> tuple[float, tuple[float, float]]:
+    """Geometric mean of the launch medians and its 95% t interval over launches."""
+    logs = stats.launch_log_medians(launches)
+    center = float(logs.mean())
+    if len(logs) < 2:
+        return math.exp(center), (math.nan, math.nan)
+    se = float(logs.std(ddof=1)) / math.sqrt(len(logs))
+    low, high = stats.t_interval(center, se, len(logs) - 1, CONFIDENCE)
+    return math.exp(center), (math.exp(low), math.exp(high))
 
 
 def compare(base: Sequence[dict[str, Any]], head: Sequence[dict[str, Any]], *,
@@ -197,9 +208,10 @@ def compare(base: Sequence[dict[str, Any]], head: Sequence[dict[str, Any]], *,
     evidence = stats.compare_launches([(base_cells[key], head_cells[key]) for key in keys])
     out = []
     for key, e, d in zip(keys, evidence, decide(evidence, threshold)):
+        (base_s, base_ci), (head_s, head_ci) = _center(base_cells[key]), _center(head_cells[key])
         out.append(CellComparison(
-            name=schema.cell_id(params[key]), params=params[key],
-            base_median_s=_pooled_median(base_cells[key]), head_median_s=_pooled_median(head_cells[key]),
+            name=schema.cell_id(params[key]), params=params[key], base_median_s=base_s, head_median_s=head_s,
+            base_ci_s=base_ci, head_ci_s=head_ci,
             ratio=d.ratio, ci_low=d.ci_low, ci_high=d.ci_high, p_slower=d.p_slower, p_faster=d.p_faster,
             base_launches=e.base_launches, head_launches=e.head_launches, verdict=d.verdict,
             reason=d.reason, evidence=e))
