@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_plots:
         from agrs_bench.render import plots
 
-        written = plots.comparison_plots(cells, head[0], threshold, out)
+        written = plots.comparison_plots(cells, head[0], threshold, out, base_docs=base, head_docs=head)
     only_base, only_head = gate.unmatched(base, head)
     comparison = compare_md.Comparison(
         verdict=gate.overall(cells), cells=cells, threshold=threshold, base=base, head=head,

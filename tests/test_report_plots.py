@@ -95,3 +95,29 @@ def test_every_source_has_its_own_colour():
 
     assert set(SOURCES) <= set(SOURCE_COLORS)
     assert len(set(SOURCE_COLORS.values())) == len(SOURCE_COLORS)
+
+
+def test_every_plot_names_its_commit_and_comparison_plots_both_sides():
+    doc = synthetic.launch()
+    assert "commit synthetic0" in plots.subtitle(doc)
+    assert "base a1, b2 vs head c3" in plots.subtitle(doc, "base a1, b2 vs head c3")
+
+
+def test_overlap_axis_has_lines_at_0_and_1_and_clips_useless_intervals(tmp_path):
+    plt = plots._pyplot()
+    fig, ax = plt.subplots()
+    clipped = plots._overlap_axis(ax, {("pg_collection", "dense"): [(1 << 20, 0.4, -12.0, 10.0, False)]})
+    assert clipped and ax.get_ylim() == plots.OVERLAP_LIMITS
+    assert sorted(line.get_ydata()[0] for line in ax.get_lines()) == [0.0, 1.0]
+    plt.close(fig)
+
+
+def test_value_axis_stays_linear_unless_the_range_needs_log():
+    plt = plots._pyplot()
+    fig, (narrow, wide) = plt.subplots(1, 2)
+    plots._value_axis(narrow, {("a", "dense"): [(1, 1.0, 0, 0, False), (2, 3.0, 0, 0, False)]},
+                      log_allowed=True, scale=1.0)
+    plots._value_axis(wide, {("a", "dense"): [(1, 0.01, 0, 0, False), (2, 3.0, 0, 0, False)]},
+                      log_allowed=True, scale=1.0)
+    assert narrow.get_yscale() == "linear" and wide.get_yscale() == "log"
+    plt.close(fig)

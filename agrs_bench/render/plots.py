@@ -29,11 +29,18 @@ def _pyplot():
     return plt
 
 
-def subtitle(doc: dict[str, Any]) -> str:
-    """Card, GPU count, backend, layout and date: what every plot must say."""
+def commits_text(docs: Sequence[dict[str, Any]]) -> str:
+    ids = sorted({((d.get("commit_info") or {}).get("id") or "?")[:10] for d in docs})
+    return ", ".join(ids)
+
+
+def subtitle(doc: dict[str, Any], commits: str | None = None) -> str:
+    """Commit(s), card, GPU count, backend, layout and date: what every plot must say, so two
+    PRs' plots side by side can be told apart."""
     info = doc["machine_info"]
-    return (f"{info.get('gpu_name') or 'cpu'} x{info.get('world_size')} ({info.get('backend')}) | "
-            f"layout {figures.layout_text(info.get('layout'))} | {str(doc['datetime'])[:10]}")
+    return (f"commit {commits or commits_text([doc])}\n{info.get('gpu_name') or 'cpu'} x{info.get('world_size')} "
+            f"({info.get('backend')}) | layout {figures.layout_text(info.get('layout'))} | "
+            f"{str(doc['datetime'])[:10]}")
 
 
 Point = tuple[int, float, float, float, bool]
@@ -105,8 +112,8 @@ def footer(doc: dict[str, Any]) -> str | None:
     return figures.CPU_NOTE if figures.is_cpu(doc) else None
 
 
-def _save(fig, title: str, doc: dict[str, Any], path: str) -> str:
-    fig.suptitle(f"{title}\n{subtitle(doc)}", fontsize=10)
+def _save(fig, title: str, doc: dict[str, Any], path: str, *, commits: str | None = None) -> str:
+    fig.suptitle(f"{title}\n{subtitle(doc, commits)}", fontsize=10)
     note = footer(doc)
     if note:
         fig.text(0.5, 0.005, note, ha="center", va="bottom", color="tab:red", fontsize=11, fontweight="bold")
@@ -116,8 +123,13 @@ def _save(fig, title: str, doc: dict[str, Any], path: str) -> str:
     return path
 
 
-def _legend(ax, banded: bool, flagged: bool = False) -> None:
+def _legend(ax, banded: bool, flagged: bool = False, others: Sequence[Any] = ()) -> None:
     handles, labels = ax.get_legend_handles_labels()
+    for other in others:  # lines only another panel drew
+        for handle, label in zip(*other.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
     if banded:
         from matplotlib.patches import Patch
 
@@ -129,7 +141,42 @@ def _legend(ax, banded: bool, flagged: bool = False) -> None:
         handles.append(Line2D([], [], marker="o", markersize=9, markerfacecolor="none",
                               markeredgecolor="tab:red", linestyle="none"))
         labels.append(FLAG_NOTE)
-    ax.legend(handles, labels, fontsize=7)
+    outside_legend(ax, handles, labels)
+
+
+def outside_legend(ax, handles, labels) -> None:
+    """Right of the axes, never over the data."""
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+LOG_Y_ABOVE = 30.0
+"""A y range wider than this factor gets a log axis; narrower ones stay linear."""
+OVERLAP_LIMITS = (-0.5, 1.5)
+"""The overlap axis: 0 serial, 1 shorter op hidden; wider intervals are clipped and say so."""
+
+
+def _value_axis(ax, series, *, log_allowed: bool, scale: float) -> None:
+    values = [v * scale for points in series.values() for _, v, *_ in points if v > 0]
+    if log_allowed and values and max(values) / min(values) > LOG_Y_ABOVE:
+        from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
+        ax.set_yscale("log")
+        # Plain numbers at 1-2-5 steps, no "3×10⁰" ticks.
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _overlap_axis(ax, series) -> bool:
+    """Lines at 0 and 1, limits OVERLAP_LIMITS where the data lie inside them; True: clipped."""
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    lows = [lo for points in series.values() for _, v, lo, _, _ in points if not math.isnan(lo)] + \
+        [v for points in series.values() for _, v, *_ in points]
+    highs = [hi for points in series.values() for _, v, _, hi, _ in points if not math.isnan(hi)] + \
+        [v for points in series.values() for _, v, *_ in points]
+    ax.set_ylim(*OVERLAP_LIMITS)
+    return bool(lows and highs) and (min(lows) < OVERLAP_LIMITS[0] or max(highs) > OVERLAP_LIMITS[1])
 
 
 def _line_figure(doc, modes, key, ylabel, title, path, *, log_y: bool = False, scale: float = 1.0,
@@ -139,19 +186,23 @@ def _line_figure(doc, modes, key, ylabel, title, path, *, log_y: bool = False, s
     panels = [(mode, series) for mode, series in panels if series]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.5, 5 * len(panels)), 4.5), squeeze=False)
-    any_band = False
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.5, 5 * len(panels)) + 2, 4.5), squeeze=False)
+    any_band = any_flag = clipped = False
     for ax, (mode, series) in zip(axes[0], panels):
         banded, flagged = _draw_lines(ax, series, scale=scale)
-        any_band = any_band or banded
-        if reference is not None:
+        any_band, any_flag = any_band or banded, any_flag or flagged
+        if key == "overlap_efficiency":
+            clipped = _overlap_axis(ax, series) or clipped
+        elif reference is not None:
             ax.axhline(reference, color="black", linewidth=0.8)
         ax.set_title(mode)
         ax.set_ylabel(ylabel)
-        if log_y:
-            ax.set_yscale("log")
-        _legend(ax, banded, flagged)
-    return _save(fig, title + ("" if any_band else " (no intervals in this file)"), doc, path)
+        _value_axis(ax, series, log_allowed=log_y, scale=scale)
+    # One legend for the figure, right of the last panel: the panels share sources and buffers.
+    _legend(axes[0][-1], any_band, any_flag, others=axes[0][:-1])
+    title += "" if any_band else " (no intervals in this file)"
+    title += f" (intervals clipped to {OVERLAP_LIMITS[0]}..{OVERLAP_LIMITS[1]})" if clipped else ""
+    return _save(fig, title, doc, path)
 
 
 def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
@@ -160,7 +211,7 @@ def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
              and all(b["params"].get(k, d) == d for k, d in schema.OPTIONAL_PARAMS.items())]
     if not steps:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     labels = [f"{b['params']['buffer']}\n{schema.size_label(b['params']['size_bytes'])}\n{b['params']['source']}"
               for b in steps]
     colors = [SOURCE_COLORS.get(b["params"]["source"]) for b in steps]
@@ -190,7 +241,7 @@ def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
         handles, names = handles + [_errorbar_handle()], names + ["95% interval"]
     if any(figures.flags(b) for b in steps):
         handles, names = handles + [Patch(facecolor="white", edgecolor="tab:red", hatch="//")], names + [FLAG_NOTE]
-    axes[0].legend(handles, names, fontsize=7)
+    outside_legend(axes[1], handles, names)
     return _save(fig, "fsdp_step: exposed communication and compute slowdown", doc, path)
 
 
@@ -223,38 +274,53 @@ def report_plots(doc: dict[str, Any], out_dir: str) -> list[tuple[str, str]]:
 
 
 def comparison_plots(cells: Sequence[Any], head_doc: dict[str, Any], threshold: float,
-                     out_dir: str) -> list[tuple[str, str]]:
-    """Overlay of base and head medians per mode, and every cell's ratio with its interval."""
+                     out_dir: str, *, base_docs: Sequence[dict[str, Any]] = (),
+                     head_docs: Sequence[dict[str, Any]] = ()) -> list[tuple[str, str]]:
+    """Overlay of base and head per mode with their intervals, and every cell's ratio with its
+    interval; both name the base and head commits."""
     if not cells:
         return []
     os.makedirs(out_dir, exist_ok=True)
-    return [("Base and head medians", _overlay_figure(cells, head_doc, os.path.join(out_dir, "compare_time.png"))),
+    commits = (f"base {commits_text(base_docs) if base_docs else '?'} vs head "
+               f"{commits_text(head_docs or [head_doc])}")
+    return [("Base and head time", _overlay_figure(cells, head_doc, os.path.join(out_dir, "compare_time.png"),
+                                                    commits)),
             ("Ratio head/base", _ratio_figure(cells, head_doc, threshold,
-                                              os.path.join(out_dir, "compare_ratio.png")))]
+                                              os.path.join(out_dir, "compare_ratio.png"), commits))]
 
 
-def _overlay_figure(cells, head_doc, path: str) -> str:
+def _overlay_figure(cells, head_doc, path: str, commits: str) -> str:
     plt = _pyplot()
     panels = list(dict.fromkeys((c.params["mode"], c.params["buffer"]) for c in cells))
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols + 2, 3.6 * nrows), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
+    any_band = False
     for ax, (mode, buffer) in zip(axes.flat, panels):
         mine = [c for c in cells if c.params["buffer"] == buffer]
-        for side, style in (("base_median_s", ":"), ("head_median_s", "-")):
-            points = [{"params": c.params, "ms": getattr(c, side) * 1e3} for c in mine]
-            _draw_lines(ax, _series(points, mode, lambda b: b["ms"]),
-                        label_suffix=f" {side.split('_')[0]}", style=style)
-        ax.set_yscale("log")
+        drawn: dict = {}
+        for side, style in (("base", ":"), ("head", "-")):
+            points = [{"params": c.params, "ms": figures.Figure(
+                getattr(c, f"{side}_median_s") * 1e3,
+                None if math.isnan(getattr(c, f"{side}_ci_s")[0])
+                else tuple(x * 1e3 for x in getattr(c, f"{side}_ci_s")), None)} for c in mine]
+            series = _series(points, mode, lambda b: b["ms"])
+            banded, _ = _draw_lines(ax, series, label_suffix=f" {side}", style=style)
+            any_band = any_band or banded
+            drawn.update(series)
+        _value_axis(ax, drawn, log_allowed=True, scale=1.0)
         ax.set_title(f"{mode} {buffer}")
-        ax.set_ylabel("median ms per iteration")
-        ax.legend(fontsize=6)
-    return _save(fig, "Base (dotted) and head (solid), median time", head_doc, path)
+        ax.set_ylabel("ms per iteration")
+    shown = [ax for ax in axes.flat if ax.get_visible()]
+    corner = axes[0][ncols - 1]  # right of the top row's last panel: off every panel's data
+    _legend(corner, any_band, others=[ax for ax in shown if ax is not corner])
+    title = "Base (dotted) and head (solid), geometric mean of launch medians" + ("" if any_band else " (one launch a side: no intervals)")
+    return _save(fig, title, head_doc, path, commits=commits)
 
 
-def _ratio_figure(cells, head_doc, threshold: float, path: str) -> str:
+def _ratio_figure(cells, head_doc, threshold: float, path: str, commits: str) -> str:
     plt = _pyplot()
     from matplotlib.lines import Line2D
 
@@ -277,4 +343,4 @@ def _ratio_figure(cells, head_doc, threshold: float, path: str) -> str:
                 Line2D([], [], color="black", linestyle="--", linewidth=0.8)]
     ax.legend(handles, present + ["no change", f"±{threshold:.0%} threshold"], fontsize=7, loc="upper left",
               bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, f"Ratio per cell, threshold ±{threshold:.0%}", head_doc, path)
+    return _save(fig, f"Ratio per cell, threshold ±{threshold:.0%}", head_doc, path, commits=commits)
