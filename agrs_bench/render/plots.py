@@ -316,7 +316,8 @@ def _overlay_figure(cells, head_doc, path: str, commits: str) -> str:
     shown = [ax for ax in axes.flat if ax.get_visible()]
     corner = axes[0][ncols - 1]  # right of the top row's last panel: off every panel's data
     _legend(corner, any_band, others=[ax for ax in shown if ax is not corner])
-    title = "Base (dotted) and head (solid), geometric mean of launch medians" + ("" if any_band else " (one launch a side: no intervals)")
+    title = ("Base (dotted) and head (solid), geometric mean of launch medians"
+             + ("" if any_band else " (one launch a side: no intervals)"))
     return _save(fig, title, head_doc, path, commits=commits)
 
 
