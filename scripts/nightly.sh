@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Nightly perf gate: run the suite LAUNCHES times (default 3), write each launch's report, compare
 # with every launch of the committed baseline for this card and GPU count
-# (results/<card>-x<N>/baseline/launch-<k>/), write comparison.md and github-action-benchmark JSON,
+# (results/<card>-x<N>/baseline/launch-<k>/), write comparison.md and github-action-benchmark JSON
+# (the JSON every night, baseline or not, so the dashboard's history starts on the first night),
 # and exit like agrs_bench.compare does (0 pass, 1 regression, 2 bad input, 3 incomparable), or 4
 # when a launch itself failed (a crash must not read as a regression). No baseline yet: says how
 # to adopt this night's launches as one, exits 0. AGRS_BENCH_COMMIT names the code in every
@@ -49,6 +50,9 @@ for i in $(seq 1 "$launches"); do
     || { echo "nightly: launch $i failed (status $?); see $out/head/launch-$i" >&2; exit 4; }
 done
 
+# History from the first night on: the export needs no baseline (names carry card and GPU count).
+python3 -m agrs_bench.gate.export "$out/head" --out "$out/github-benchmark.json"
+
 baseline=$(python3 -m agrs_bench baseline "$out/head/launch-1" --dir "$baselines" --path-only)
 if [[ ! -d $baseline ]]; then
   few=""
@@ -60,7 +64,7 @@ fi
 
 status=0
 python3 -m agrs_bench.compare "$baseline" "$out/head" --out "$out/comparison" --threshold "$threshold" \
-  --export-github-benchmark "$out/github-benchmark.json" || status=$?
+  || status=$?
 if [[ -n ${GITHUB_STEP_SUMMARY:-} && -f $out/comparison/comparison.md ]]; then
   cat "$out/comparison/comparison.md" >> "$GITHUB_STEP_SUMMARY"
 fi

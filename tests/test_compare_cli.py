@@ -118,7 +118,23 @@ def test_export_github_benchmark(tmp_path):
     for entry in entries:
         assert set(entry) == {"name", "unit", "value", "range", "extra"}
         assert entry["unit"] == "ms" and entry["value"] > 0 and entry["range"].startswith("±")
+        assert entry["name"].endswith(" (NVIDIA H100 80GB HBM3 x4)")
     assert entries[0]["extra"].startswith("3 launch(es), 60 samples")
+
+
+def test_export_needs_no_baseline_and_range_is_the_interval_half_width(tmp_path, capsys):
+    from agrs_bench.gate import export, verdicts
+
+    head = synthetic.side(3, 10)
+    out = tmp_path / "bench.json"
+    assert export.main([_write_side(tmp_path, "head", head), "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())[0]
+    launches = verdicts.launches_by_cell(head)[next(iter(verdicts.launches_by_cell(head)))]
+    value_s, (low, high) = verdicts.center_interval(launches)
+    assert entry["value"] == pytest.approx(value_s * 1e3)
+    assert float(entry["range"].lstrip("± ")) == pytest.approx((high - low) / 2 * 1e3, rel=1e-5)
+    one = export.github_benchmark(synthetic.side(1, 10, num_samples=5))
+    assert all("range" not in e and "no 95% interval" in e["extra"] for e in one)
 
 
 @pytest.mark.gloo

@@ -18,6 +18,7 @@ def test_nightly_adopts_then_gates_against_baseline(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     assert "no baseline" in first.stderr and os.path.join("cpu-x2", "baseline") in first.stderr
     assert "--allow-few" in first.stderr
+    assert (tmp_path / "n1" / "github-benchmark.json").exists()  # history from the first night
     kept = baselines / "cpu-x2" / "baseline" / "launch-1"
     kept.mkdir(parents=True)
     shutil.copy(tmp_path / "n1" / "head" / "launch-1" / "results.json", kept / "results.json")

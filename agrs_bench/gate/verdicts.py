@@ -188,7 +188,7 @@ def params_by_cell(docs: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, Any]
     return {schema.cell_key(b["params"]): b["params"] for doc in docs for b in doc["benchmarks"]}
 
 
-def _center(launches: list[list[float]]) -> tuple[float, tuple[float, float]]:
+def center_interval(launches: list[list[float]]) -> tuple[float, tuple[float, float]]:
     """Geometric mean of the launch medians and its 95% t interval over launches."""
     logs = stats.launch_log_medians(launches)
     center = float(logs.mean())
@@ -208,7 +208,7 @@ def compare(base: Sequence[dict[str, Any]], head: Sequence[dict[str, Any]], *,
     evidence = stats.compare_launches([(base_cells[key], head_cells[key]) for key in keys])
     out = []
     for key, e, d in zip(keys, evidence, decide(evidence, threshold)):
-        (base_s, base_ci), (head_s, head_ci) = _center(base_cells[key]), _center(head_cells[key])
+        (base_s, base_ci), (head_s, head_ci) = center_interval(base_cells[key]), center_interval(head_cells[key])
         out.append(CellComparison(
             name=schema.cell_id(params[key]), params=params[key], base_median_s=base_s, head_median_s=head_s,
             base_ci_s=base_ci, head_ci_s=head_ci,
