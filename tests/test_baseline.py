@@ -30,21 +30,34 @@ def test_keep_three_launches_as_one_baseline(tmp_path):
     runs = _runs(tmp_path, 3)
     folder = baseline.keep(str(runs), root=str(tmp_path / "results"))
     assert folder == str(tmp_path / "results" / "h100-x4" / "baseline")
-    assert sorted(os.listdir(folder)) == ["launch-1", "launch-2", "launch-3"]
+    assert sorted(os.listdir(folder)) == ["README.md", "launch-1", "launch-2", "launch-3"]
     for k in (1, 2, 3):
         kept = json.loads((tmp_path / "results" / "h100-x4" / "baseline" / f"launch-{k}" / "results.json").read_text())
         assert kept["commit_info"]["id"] == f"synthetic{k - 1}"
     with pytest.raises(ConfigError, match="already exists; pass --force"):
         baseline.keep(str(runs), root=str(tmp_path / "results"))
     assert baseline.keep(str(runs), root=str(tmp_path / "results"), force=True) == folder
-    assert not [n for n in os.listdir(tmp_path / "results" / "h100-x4") if n != "baseline"]
+    assert sorted(os.listdir(tmp_path / "results" / "h100-x4")) == ["README.md", "baseline"]
+
+
+def test_a_baseline_kept_in_the_repository_passes_its_results_folder_rule(tmp_path, monkeypatch):
+    """README step: `agrs-bench baseline RUNS` into results/ must not make the repository's tests fail."""
+    from tests import test_repository
+
+    (tmp_path / "repo" / "results").mkdir(parents=True)
+    (tmp_path / "repo" / "results" / "README.md").write_text("# results\n")
+    folder = baseline.keep(str(_runs(tmp_path, 3)), root=str(tmp_path / "repo" / "results"))
+    text = (tmp_path / "repo" / "results" / "h100-x4" / "baseline" / "README.md").read_text()
+    assert "| launch-1 | synthetic0 |" in text and folder.endswith("baseline")
+    monkeypatch.setattr(test_repository, "ROOT", str(tmp_path / "repo"))
+    test_repository.test_every_results_folder_has_a_readme_or_is_named_in_its_parents()
 
 
 def test_comma_separated_run_dirs(tmp_path):
     runs = _runs(tmp_path, 3)
     spec = ",".join(str(runs / f"launch-{k}") for k in (1, 2, 3))
     folder = baseline.keep(spec, "mine", root=str(tmp_path / "r"))
-    assert folder.endswith(os.path.join("mine", "baseline")) and len(os.listdir(folder)) == 3
+    assert folder.endswith(os.path.join("mine", "baseline")) and len(os.listdir(folder)) == 4  # + README.md
 
 
 def test_fewer_than_three_launches_exit_2_one_line_unless_allowed(tmp_path, capsys):

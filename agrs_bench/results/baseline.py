@@ -8,6 +8,8 @@ results/<card>-x<N>/baseline/launch-<k>/results.json, card = the short lowercase
 directory, a results.json, or a folder of run directories (what scripts/nightly.sh writes).
 At least 3 launches unless --allow-few; every launch complete and of one GPU model, count and
 layout. An existing baseline is never replaced without --force (then wholly, in one rename).
+The baseline folder gets a README naming every launch's commit (and <card>-x<N>/ one, if it has
+none), so a baseline kept under the repository's results/ passes the repository's own tests.
 `--path-only` prints where the runs' baseline lives and writes nothing (scripts/nightly.sh).
 """
 
@@ -28,6 +30,7 @@ from agrs_bench.results.files import RESULTS_FILE, write_atomic
 PROG = "agrs-bench baseline"
 DEFAULT_ROOT = "results"
 BASELINE_DIR = "baseline"
+README = "README.md"
 MIN_LAUNCHES = 3
 VENDOR_WORDS = {"nvidia", "tesla", "geforce", "amd", "instinct", "radeon"}
 
@@ -98,6 +101,19 @@ def _check(launches: list[tuple[str, dict[str, Any]]], allow_few: bool) -> None:
                                   f"{first['machine_info'].get(key)!r}, {path!r} has {doc['machine_info'].get(key)!r}")
 
 
+def baseline_readme(launches: list[tuple[str, dict[str, Any]]]) -> str:
+    """What the baseline is: command, launches with commit, card, GPU count and date."""
+    lines = [f"# {BASELINE_DIR}", "", f"Kept by `{PROG}` from {len(launches)} launch(es); "
+             "`agrs-bench compare` and scripts/nightly.sh gate against every launch here.", "",
+             "| launch | commit | card | GPUs | date | complete |", "| --- | --- | --- | --- | --- | --- |"]
+    for k, (_, doc) in enumerate(launches, start=1):
+        info, commit = doc["machine_info"], doc.get("commit_info") or {}
+        lines.append(f"| launch-{k} | {commit.get('id') or 'unknown'} | {info.get('gpu_name') or 'cpu'} "
+                     f"| {info.get('world_size')} | {str(doc.get('datetime'))[:19]} "
+                     f"| {doc['agrs_bench'].get('complete', True)} |")
+    return "\n".join(lines) + "\n"
+
+
 def keep(runs: str, name: str | None = None, *, root: str = DEFAULT_ROOT, force: bool = False,
          allow_few: bool = False) -> str:
     """Copy every named launch to ROOT/NAME/baseline/launch-<k>/results.json; returns the folder."""
@@ -116,6 +132,12 @@ def keep(runs: str, name: str | None = None, *, root: str = DEFAULT_ROOT, force:
             for k, (_, doc) in enumerate(launches, start=1):
                 os.makedirs(os.path.join(staging, f"launch-{k}"))
                 write_atomic(os.path.join(staging, f"launch-{k}", RESULTS_FILE), json.dumps(doc, indent=1) + "\n")
+            write_atomic(os.path.join(staging, README), baseline_readme(launches))
+            card_readme = os.path.join(parent, README)
+            if not os.path.exists(card_readme):  # a results folder says what it holds (tests/test_repository.py)
+                write_atomic(card_readme, f"# {os.path.basename(parent)}\n\n`{BASELINE_DIR}/`: the gate's baseline "
+                                          f"for this card and GPU count, kept by `{PROG}` (its README names "
+                                          "the commit of every launch).\n")
             if os.path.exists(folder):
                 old = folder + ".old"
                 os.replace(folder, old)
