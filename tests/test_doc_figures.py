@@ -1,0 +1,106 @@
+"""Every figure in README.md and docs/*.md that names its committed file is recomputed from it.
+
+A checked figure is a markdown link whose target is the committed results.json and whose title
+says how to recompute it, e.g.
+
+    [1.09-1.20](results/h200-x4/single-launch-2026-11-27/results.json "range speedup_vs_single_comm
+    ag_rs dense global_state,pg_collection 64MiB-1GiB")   (on one line)
+
+- `range FIELD MODES BUFFER SOURCES SIZES [OPTIONS [EXEC]]`: the link text holds "low-high", the
+  minimum and maximum of FIELD over the eager default-options cells (or OPTIONS / EXEC) of those
+  modes and sources (comma lists) and sizes (one size or FIRST-LAST, inclusive);
+- `value FIELD MODE BUFFER SOURCE SIZE [OPTIONS [EXEC]]`: one number.
+
+FIELD is an extra_info key or `median_s`; a `*1e3` suffix scales (seconds to ms). Each number of
+the link text must equal the recomputed one rounded to the digits it shows, so README and the
+files cannot drift apart. Pure: reads files only.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+
+import pytest
+
+from agrs_bench.config.run_config import parse_size
+from tests.test_repository import ROOT
+
+LINK = re.compile(r'\[([^\]]+)\]\(([^)\s]+) "((?:range|value) [^"]+)"\)')
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+DOCS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+
+
+def checked_figures() -> list[tuple[str, str, str, str]]:
+    """(doc, link text, file, recipe) of every checked figure."""
+    found = []
+    for doc in DOCS:
+        with open(os.path.join(ROOT, doc), encoding="utf-8") as f:
+            text = f.read()
+        for shown, target, recipe in LINK.findall(text):
+            found.append((doc, shown, os.path.normpath(os.path.join(os.path.dirname(doc), target)), recipe))
+    return found
+
+
+def _sizes(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    return parse_size(first), parse_size(last or first)
+
+
+def _values(doc: dict, field: str, mode: str, buffer: str, sources: str, sizes: str,
+            options: str = "default", exec_mode: str = "eager") -> list[float]:
+    scale = 1.0
+    if "*" in field:
+        field, factor = field.split("*")
+        scale = float(factor)
+    low, high = _sizes(sizes)
+    values = []
+    for bench in doc["benchmarks"]:
+        p = bench["params"]
+        if p["mode"] in mode.split(",") and p["buffer"] == buffer and p["source"] in sources.split(",") \
+                and low <= int(p["size_bytes"]) <= high and p.get("nccl_options", "default") == options \
+                and p.get("exec", "eager") == exec_mode:
+            value = bench["stats"]["median"] if field == "median_s" else bench["extra_info"][field]
+            values.append(value * scale)
+    assert values, f"no cell matches {field} {mode} {buffer} {sources} {sizes} {options} {exec_mode}"
+    return values
+
+
+def _agrees(shown: str, value: float) -> bool:
+    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    return round(value, decimals) == pytest.approx(float(shown), abs=1e-9)
+
+
+def recompute(target: str, recipe: str) -> list[float]:
+    kind, *args = recipe.split()
+    with open(os.path.join(ROOT, target), encoding="utf-8") as f:
+        doc = json.load(f)
+    values = _values(doc, *args)
+    if kind == "range":
+        return [min(values), max(values)]
+    assert len(values) == 1, f"{recipe!r} matches {len(values)} cells, not one"
+    return values
+
+
+def test_readme_and_docs_carry_checked_figures():
+    assert len(checked_figures()) >= 10
+
+
+@pytest.mark.parametrize("doc, shown, target, recipe", checked_figures(),
+                         ids=lambda x: x if len(str(x)) < 40 else None)
+def test_figure_recomputes_from_its_committed_file(doc, shown, target, recipe):
+    assert os.path.isfile(os.path.join(ROOT, target)), f"{doc}: {target} is not a committed file"
+    numbers = NUMBER.findall(shown.replace("–", "-").replace("-", " ").replace("−", "-"))
+    expected = recompute(target, recipe)
+    assert len(numbers) == len(expected), f"{doc}: {shown!r} should show {len(expected)} number(s)"
+    for text, value in zip(numbers, expected):
+        assert _agrees(text, value), f"{doc}: {shown!r} but {target} gives {expected} ({recipe})"
+
+
+def test_a_figure_that_drifted_from_its_file_fails():
+    target = "results/h200-x4/single-launch-2026-11-27/results.json"
+    low, high = recompute(target, "range speedup_vs_single_comm ag_rs dense global_state,pg_collection 64MiB-1GiB")
+    assert _agrees("1.09", low) and _agrees("1.20", high)
+    assert not _agrees("1.33", high)  # what README said before it was recomputed
