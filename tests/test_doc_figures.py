@@ -9,7 +9,13 @@ says how to recompute it, e.g.
 - `range FIELD MODES BUFFER SOURCES SIZES [OPTIONS [EXEC]]`: the link text holds "low-high", the
   minimum and maximum of FIELD over the eager default-options cells (or OPTIONS / EXEC) of those
   modes and sources (comma lists) and sizes (one size or FIRST-LAST, inclusive);
-- `value FIELD MODE BUFFER SOURCE SIZE [OPTIONS [EXEC]]`: one number.
+- `value FIELD MODE BUFFER SOURCE SIZE [OPTIONS [EXEC]]`: one number;
+- `gate_count BASE HEAD VERDICT`, `gate_range BASE HEAD VERDICT`, `gate_quiet BASE HEAD`: today's
+  gate (agrs_bench.gate.verdicts) over the launch folders BASE and HEAD (comma lists, beside the
+  linked README): how many cells got VERDICT, their head/base − 1 in percent (low to high), the
+  smallest quiet threshold in percent (the search runs from 0.1% to 99.9%);
+- `column NAME FIRST-LAST`: the linked log's tables with a NAME column: its minimum and maximum,
+  in percent, over the rows whose first column (MiB) lies in FIRST..LAST.
 
 FIELD is an extra_info key or `median_s`; a `*1e3` suffix scales (seconds to ms). Each number of
 the link text must equal the recomputed one rounded to the digits it shows, so README and the
@@ -28,7 +34,7 @@ import pytest
 from agrs_bench.config.run_config import parse_size
 from tests.test_repository import ROOT
 
-LINK = re.compile(r'\[([^\]]+)\]\(([^)\s]+) "((?:range|value) [^"]+)"\)')
+LINK = re.compile(r'\[([^\]]+)\]\(([^)\s]+) "((?:range|value|gate_count|gate_range|gate_quiet|column) [^"]+)"\)')
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 DOCS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
 
@@ -73,8 +79,48 @@ def _agrees(shown: str, value: float) -> bool:
     return round(value, decimals) == pytest.approx(float(shown), abs=1e-9)
 
 
+def _gate(folder: str, base: str, head: str):
+    from agrs_bench.gate import verdicts
+
+    def side(names: str) -> list[dict]:
+        out = []
+        for name in names.split(","):
+            with open(os.path.join(ROOT, folder, name, "results.json"), encoding="utf-8") as f:
+                out.append(json.load(f))
+        return out
+
+    return verdicts, verdicts.compare(side(base), side(head))
+
+
+def _column(target: str, name: str, sizes: str) -> list[float]:
+    first, last = (float(x) for x in sizes.split("-"))
+    values, index = [], None
+    with open(os.path.join(ROOT, target), encoding="utf-8") as f:
+        for line in f:
+            words = line.split()
+            if name in words:
+                index = words.index(name)
+            elif index is not None and len(words) > index and NUMBER.fullmatch(words[0]):
+                if first <= float(words[0]) <= last:
+                    values.append(float(words[index]) * 100)
+            else:
+                index = None
+    assert values, f"{target} has no {name} rows for {sizes} MiB"
+    return [min(values), max(values)]
+
+
 def recompute(target: str, recipe: str) -> list[float]:
     kind, *args = recipe.split()
+    if kind.startswith("gate_"):
+        verdicts, cells = _gate(os.path.dirname(target), args[0], args[1])
+        if kind == "gate_quiet":
+            return [max(verdicts.quiet_threshold(cells), 0.001) * 100]
+        picked = [(c.ratio - 1) * 100 for c in cells if c.verdict == args[2]]
+        if kind == "gate_count":
+            return [float(len(picked))]
+        return [min(picked), max(picked)] if len(picked) > 1 else picked
+    if kind == "column":
+        return _column(target, *args)
     with open(os.path.join(ROOT, target), encoding="utf-8") as f:
         doc = json.load(f)
     values = _values(doc, *args)
@@ -92,7 +138,8 @@ def test_readme_and_docs_carry_checked_figures():
                          ids=lambda x: x if len(str(x)) < 40 else None)
 def test_figure_recomputes_from_its_committed_file(doc, shown, target, recipe):
     assert os.path.isfile(os.path.join(ROOT, target)), f"{doc}: {target} is not a committed file"
-    numbers = NUMBER.findall(shown.replace("–", "-").replace("-", " ").replace("−", "-"))
+    # A hyphen or dash between two digits separates a range; any other minus is a sign.
+    numbers = NUMBER.findall(re.sub(r"(?<=\d)[-–](?=\d)", " ", shown.replace("−", "-")))
     expected = recompute(target, recipe)
     assert len(numbers) == len(expected), f"{doc}: {shown!r} should show {len(expected)} number(s)"
     for text, value in zip(numbers, expected):
