@@ -111,3 +111,12 @@ def test_sign_test_is_scipys_exact_binomial():
     assert stats.sign_test([1, 2, 3], [1, 2, 3]) == 1.0
     with pytest.raises(ValueError, match="same length"):
         stats.sign_test([1], [1, 2])
+
+
+def test_a_file_without_paired_rounds_shows_points_and_judges_nothing():
+    cells = _cells(np.random.default_rng(5), ("pg_collection",), buffers=("dense",), speedup=3.0)
+    doc = _doc(cells, schema_version=1)
+    for bench in doc["benchmarks"]:
+        bench["extra_info"]["speedup_vs_single_comm"] = 1.5
+    text = "\n".join(answer.answer(doc))
+    assert "Nothing is judged" in text and "1MiB 1.50× (point only)" in text

@@ -93,7 +93,7 @@ def rows_of(doc: dict[str, Any]) -> list[Row]:
         if shares_rs_comm(bench, doc):
             rows.append(Row(kind="identical", **common))
         elif not _paired(bench, single, doc):
-            rows.append(Row(kind="open", **common))
+            rows.append(Row(kind="open", point=figures.figure(bench, "speedup_vs_single_comm").value, **common))
         else:
             pending.append((common, single["stats"]["data"], bench["stats"]["data"]))
     adjusted = stats.holm([stats.sign_test(s, c) for _, s, c in pending])
@@ -111,6 +111,8 @@ def rows_of(doc: dict[str, Any]) -> list[Row]:
 def _text(row: Row) -> str:
     size = schema.size_label(row.size_bytes)
     mark = " ⚠" if row.flagged else ""
+    if row.kind == "open" and row.point is not None:
+        return f"{size} {figures.sig(row.point)}× (point only){mark}"
     if row.kind in ("identical", "open"):
         return size + mark
     interval = (f" [{figures.sig(row.speedup.low)}, {figures.sig(row.speedup.high)}]" if row.speedup
@@ -131,9 +133,11 @@ def answer(doc: dict[str, Any]) -> list[str]:
     lines += ["Speedup of `ag_rs` (AG and RS issued together) over `single_comm` (both on one communicator), "
               "eager, default NCCL options: the median over rounds of t(single_comm) / t(source), both timed "
               "in the same round, with its distribution-free 95% interval (order statistics).",
-              f"Decisions control the **family-wise error at {FAMILY_ALPHA:.0%} over all {judged} judged rows "
-              "and sizes** (paired sign test per cell, Holm-adjusted p shown): *pays off* / *slower* only "
-              "where the adjusted p is at most 5%.", ""]
+              (f"Decisions control the **family-wise error at {FAMILY_ALPHA:.0%} over all {judged} judged rows "
+               "and sizes** (paired sign test per cell, Holm-adjusted p shown): *pays off* / *slower* only "
+               "where the adjusted p is at most 5%." if judged else
+               "**Nothing is judged**: no cell of this file was sampled in the same rounds as its single_comm "
+               "cell (files before schema 2), so only the file's point speedups are shown."), ""]
     if figures.is_cpu(doc):
         lines += [f"**{figures.CPU_NOTE}**: the answer below says nothing about GPUs.", ""]
     by_pair: dict[tuple[str, str], dict[str, list[str]]] = {}

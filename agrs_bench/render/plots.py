@@ -30,7 +30,7 @@ def _pyplot():
 
 
 def commits_text(docs: Sequence[dict[str, Any]]) -> str:
-    ids = sorted({((d.get("commit_info") or {}).get("id") or "?")[:10] for d in docs})
+    ids = sorted({((d.get("commit_info") or {}).get("id") or "not recorded")[:12] for d in docs})
     return ", ".join(ids)
 
 
@@ -201,7 +201,7 @@ def _line_figure(doc, modes, key, ylabel, title, path, *, log_y: bool = False, s
     # One legend for the figure, right of the last panel: the panels share sources and buffers.
     _legend(axes[0][-1], any_band, any_flag, others=axes[0][:-1])
     title += "" if any_band else " (no intervals in this file)"
-    title += f" (intervals clipped to {OVERLAP_LIMITS[0]}..{OVERLAP_LIMITS[1]})" if clipped else ""
+    title += f" (axis cut at {OVERLAP_LIMITS[0]}..{OVERLAP_LIMITS[1]})" if clipped else ""
     return _save(fig, title, doc, path)
 
 
@@ -242,7 +242,9 @@ def _fsdp_step_figure(doc: dict[str, Any], path: str) -> str | None:
     if any(figures.flags(b) for b in steps):
         handles, names = handles + [Patch(facecolor="white", edgecolor="tab:red", hatch="//")], names + [FLAG_NOTE]
     outside_legend(axes[1], handles, names)
-    return _save(fig, "fsdp_step: exposed communication and compute slowdown", doc, path)
+    banded = any(f.interval for b in steps for f in (figures.figure(b, "exposed_comm_s"),))
+    return _save(fig, "fsdp_step: exposed communication and compute slowdown"
+                 + ("" if banded else " (no intervals in this file)"), doc, path)
 
 
 def _errorbar_handle():
