@@ -55,7 +55,7 @@ def test_resume_names_the_first_difference(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(old.record()))
     same_but_timeout = _cfg("--sizes", "4KiB", "--resume", str(tmp_path), "--timeout", "5")
     assert resume.finished_cells(same_but_timeout) == []
-    with pytest.raises(ConfigError, match=r"num_samples was 5, now 9"):
+    with pytest.raises(ConfigError, match=r"num_samples was 6, now 9"):
         resume.finished_cells(_cfg("--sizes", "4KiB", "--resume", str(tmp_path), "--iters", "9"))
 
 
