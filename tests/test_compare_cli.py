@@ -214,3 +214,14 @@ def test_paths_are_relative_to_the_repository_or_cut_to_their_last_parts(tmp_pat
     assert markdown.display_path(str(tmp_path / "repo" / "results" / "x" / "results.json"),
                                  str(tmp_path / "repo")) == "results/x"
     assert markdown.display_path("/tmp/abc123/head/launch-0/results.json", str(tmp_path)) == "…/head/launch-0"
+
+
+@pytest.mark.parametrize("quiet, says", [(0.0, "flag no cell even at a threshold of 0.1%"),
+                                         (0.999, "flag some cell at every threshold up to 99.9%"),
+                                         (0.123, "would flag no cell at a threshold of 12.3% or more")])
+def test_threshold_sentence_says_only_what_the_search_supports(quiet, says):
+    from agrs_bench.gate import markdown
+
+    c = markdown.Comparison(verdict="unchanged", cells=[object()], threshold=0.05, base=[], head=[],
+                            base_origins=[], head_origins=[], quiet_threshold=quiet)
+    assert says in markdown.quiet_sentence(c)
