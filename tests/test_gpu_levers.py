@@ -1,0 +1,59 @@
+"""GPU tier, one GPU: NCCL's levers through agrs_bench's code on a one-rank NCCL group
+(tests/gpu_levers_probe.py in its own process). Each lever works or is refused in one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.gpu
+needs_one = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def levers(tmp_path_factory):
+    out = os.environ.get("AGRS_LEVERS_OUT") or str(tmp_path_factory.mktemp("levers"))
+    proc = subprocess.run([sys.executable, "-m", "tests.gpu_levers_probe", out], capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, NCCL_NVLS_ENABLE="0"))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("LEVERS ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(lines[-1][len("LEVERS "):])
+
+
+def _one_line(text):
+    return "\n" not in text and text
+
+
+@needs_one
+@pytest.mark.parametrize("policy", ["default", "efficiency", "zero"])
+def test_each_cta_policy_makes_a_working_group_or_is_refused(levers, policy):
+    found = levers[f"cta_{policy}"]
+    assert found.get("wrong") == [] or _one_line(found.get("refused", ""))
+
+
+@needs_one
+@pytest.mark.parametrize("kind", ["ub", "symmetric"])
+def test_each_registration_registers_checks_and_deregisters_or_is_refused(levers, kind):
+    found = levers[f"registration_{kind}"]
+    if "refused" in found:
+        assert _one_line(found["refused"]) and levers["build"] in found["refused"]
+    else:
+        assert found["wrong"] == [] and set(found["paths"]) == {"ag", "rs"}
+    assert levers["deregistered"]
+
+
+@needs_one
+def test_low_contention_style_checks_its_outputs(levers):
+    assert levers["low_contention"] == {"wrong": []}, levers["low_contention"]
+
+
+@needs_one
+def test_trace_tells_a_copy_engine_copy_from_a_kernel(levers):
+    trace = levers["trace"]
+    assert trace["levers:ce_copy"]["engine"] == "copy_engine" and trace["levers:ce_copy"]["memcpy_count"] >= 1
+    sm_copy = trace["levers:sm_copy"]
+    assert sm_copy["engine"] == "none" and sm_copy["memcpy_count"] == 0 and sm_copy["other_kernel_count"] >= 1
