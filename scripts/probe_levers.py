@@ -236,12 +236,12 @@ def main() -> None:
     for name in PROBES:
         try:
             done = subprocess.run([sys.executable, __file__, out_dir, "--one", name], capture_output=True,
-                                  text=True, timeout=120)
+                                  text=True, timeout=40)
             lines = [ln for ln in done.stdout.splitlines() if ln.startswith("PROBE ")]
             found = json.loads(lines[-1][6:]) if lines else {"error": f"exit {done.returncode}",
                                                              "stderr": done.stderr.splitlines()[-5:]}
         except subprocess.TimeoutExpired:
-            found = {"error": "timed out after 120 s"}
+            found = {"error": "timed out after 40 s"}
         everything[name] = found
         print(name, json.dumps(found), flush=True)
     with open(os.path.join(out_dir, "probe.json"), "w", encoding="utf-8") as fh:

@@ -21,6 +21,8 @@ def levers(tmp_path_factory):
                           text=True, timeout=300, env=dict(os.environ, NCCL_NVLS_ENABLE="0"))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("LEVERS ")]
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
+    with open(os.path.join(out, "levers.json"), "w", encoding="utf-8") as fh:
+        fh.write(lines[-1][len("LEVERS "):])
     return json.loads(lines[-1][len("LEVERS "):])
 
 
