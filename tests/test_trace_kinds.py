@@ -88,3 +88,12 @@ def test_real_trace_tells_copy_engine_from_kernels():
     sm = tk.summarize(events, window("levers:sm_copy"))
     assert ce["engine"] == "copy_engine" and ce["other_kernel_count"] == 0
     assert sm["memcpy_count"] == 0 and sm["other_kernel_count"] >= 1
+
+
+def test_cell_info_judges_each_role_on_its_own_collective():
+    events = [kernel(RING, 0, (8, 1, 1)), kernel("ncclDevKernel_ReduceScatter_Sum_bf16_RING_LL", 5, (16, 1, 1))]
+    info = tk.cell_info(events, {"ag": {"cta_policy": "zero", "registration": "none"},
+                                 "rs": {"cta_policy": "default", "registration": "none"}})
+    assert info["trace_kinds"]["ag"]["nccl_ctas_max"] == 8 and info["trace_kinds"]["rs"]["nccl_ctas_max"] == 16
+    assert info["levers_ignored"] == [
+        "ag: cta_policy=zero ignored without symmetric buffers: NCCL ran SM kernels (ring, up to 8 CTAs)"]

@@ -62,8 +62,10 @@ def within(events: Iterable[Mapping[str, Any]], window: tuple[float, float] | No
     return [e for e in events if "ts" in e and start <= float(e["ts"]) <= end]
 
 
-def summarize(events: Iterable[Mapping[str, Any]], window: tuple[float, float] | None = None) -> dict[str, Any]:
-    """What ran on the device (inside `window`, µs, when given).
+def summarize(events: Iterable[Mapping[str, Any]], window: tuple[float, float] | None = None,
+              collective: str | None = None) -> dict[str, Any]:
+    """What ran on the device (inside `window`, µs, when given; NCCL kernels of `collective` alone,
+    e.g. "AllGather", when given — copies cannot be told apart by collective and all count).
 
     engine: "copy_engine" (memcpy activity and no NCCL kernel), "sm_kernels" (NCCL kernels and
     no memcpy), "mixed", or "none"; nccl_algorithms: kernel count per algorithm; nccl_ctas_max: the
@@ -72,6 +74,9 @@ def summarize(events: Iterable[Mapping[str, Any]], window: tuple[float, float] |
     events = within(events, window)
     every_kernel = _complete(events, "kernel")
     nccl = [k for k in every_kernel if NCCL_KERNEL.search(str(k.get("name", "")))]
+    if collective is not None:
+        every_kernel = [k for k in every_kernel if k not in nccl or collective in str(k.get("name", ""))]
+        nccl = [k for k in nccl if collective in str(k.get("name", ""))]
     copies = _complete(events, "gpu_memcpy")
     grids = [c for c in (ctas(k) for k in nccl) if c is not None]
     if nccl and copies:
@@ -110,3 +115,16 @@ def judge(requested: Mapping[str, str], seen: Mapping[str, Any], *, nodes: int =
         ignored.append(f"registration=symmetric ignored: NCCL ran {', '.join(sorted(algorithms))} kernels, "
                        "not its symmetric ones")
     return ignored
+
+
+ROLE_COLLECTIVES = {"ag": "AllGather", "rs": "ReduceScatter"}
+
+
+def cell_info(events: Sequence[Mapping[str, Any]], requested: Mapping[str, Mapping[str, str]],
+              *, nodes: int = 1) -> dict[str, Any]:
+    """extra_info of a traced cell: per role what moved the bytes, and the levers NCCL ignored.
+    `requested`: role -> {"cta_policy": ..., "registration": ...} as the cell asked."""
+    kinds = {role: summarize(events, collective=name) for role, name in ROLE_COLLECTIVES.items()}
+    ignored = [f"{role}: {message}" for role, asked in requested.items() if role in kinds
+               for message in judge(asked, kinds[role], nodes=nodes)]
+    return {"trace_kinds": kinds, "levers_ignored": ignored}

@@ -38,6 +38,13 @@ def wanted(cfg: Any, cell: dict[str, Any]) -> dict[str, str]:
             if role in roles and opt.registration != "none"}
 
 
+def requested(cfg: Any, cell: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Role -> the levers the cell asked NCCL for (what trace_kinds.judge checks against the trace)."""
+    ag, rs = options_of(cfg, cell["nccl_options"])
+    return {role: {"cta_policy": opt.cta_policy or "default", "registration": opt.registration}
+            for role, opt in (("ag", ag), ("rs", rs))}
+
+
 def cell_buffers(cfg: Any, cell: dict[str, Any], layers: list[dict[str, bufs.ShardedBuffer]],
                  groups: dict[str, tuple[Any, Any]], held: ExitStack, device: Any
                  ) -> tuple[list[dict[str, bufs.ShardedBuffer]], dict[str, Any]]:

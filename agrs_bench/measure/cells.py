@@ -210,7 +210,8 @@ def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any
                  "shard_bytes": buf.param_shard.numel() * buf.param_shard.element_size(),
                  "group_ranks": list(buf.group_ranks)}
         if cell["mode"] == "ag_rs" and cfg.trace:
-            extra.update(tracing.overlap_info(sampler, name, name, cfg.out_dir, ctx.rank))
+            extra.update(tracing.overlap_info(sampler, name, name, cfg.out_dir, ctx.rank,
+                                              levers=cell_levers.requested(cfg, cell)))
         _merge_warnings(extra, warnings)
         params = dict(cell, world_size=ctx.world_size, group_size=len(buf.group_ranks))
         measured.append(Measured(params, samples.per_iter_s[name], extra))
