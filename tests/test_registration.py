@@ -80,7 +80,8 @@ def test_shared_communicator_is_registered_once(fake):
 def test_failing_path_falls_through_and_undoes_what_it_did(fake):
     fake.broken = {"nccl_allocator": "pool"}
     with registered(buffer(), {"ag": "ub"}, ["AG", "DP"], "cuda:0", "torch X", fake) as paths:
-        assert paths == {"ag": "caching_allocator"}
+        assert paths == {"ag": "caching_allocator",
+                         "ag_refused": "nccl_allocator: RuntimeError: nccl_allocator cannot pool"}
     assert all(e[1] == "pool:caching_allocator" for e in fake.log)
 
 

@@ -122,7 +122,8 @@ def _one_line(err: BaseException) -> str:
 def registered(buf: Any, registrations: dict[str, str], groups: Sequence[Any], device: Any,
                found: str, make_pools: Callable[[str, Any], Any] = TorchPools) -> Iterator[dict[str, str]]:
     """Give `buf`'s role tensors registered copies for as long as the block runs; yields the path
-    used per role (and, after the block, "deregister_errors" if any deregistration failed).
+    used per role, "<role>_refused" naming the earlier paths' errors where one fell through (and,
+    after the block, "deregister_errors" if any deregistration failed).
     `found` names the build for the one-line refusal."""
     pools_of: dict[str, tuple[Any, Ledger]] = {}
     paths: dict[str, str] = {}
@@ -151,6 +152,8 @@ def registered(buf: Any, registrations: dict[str, str], groups: Sequence[Any], d
                     continue
                 pools_of[role] = (pool, attempt)
                 paths[role] = path
+                if errors:  # the paths this build refused, said beside the one that worked
+                    paths[f"{role}_refused"] = "; ".join(errors)
                 break
             else:
                 raise ConfigError(f"registration={kind} of the {role} buffers: no torch path works on {found} "
