@@ -14,6 +14,7 @@ exposed copy = makespan - GEMM alone.
 
 Usage: python3 scripts/sm_contention_study.py OUT_DIR [--sizes 64MiB,256MiB]
        [--ctas 1,2,4,8,16,32,64,132] [--rounds 30] [--layers 4] [--gemm 8192,8192,3072]
+       python3 scripts/sm_contention_study.py --table OUT_DIR/study.json   (the README's table)
 Writes OUT_DIR/study.json (settings, samples, figures) and OUT_DIR/study_trace.json (one layer
 of each copier beside the GEMM, profiler Chrome trace).
 """
@@ -26,8 +27,6 @@ import os
 import sys
 
 import torch
-import triton
-import triton.language as tl
 
 from agrs_bench.analysis.paired import paired_interval, rotation
 from agrs_bench.vocab import size_label
@@ -38,20 +37,32 @@ COPY_WARPS = 16
 """512 threads per CTA, as NCCL's kernels use."""
 
 
-@triton.jit
-def _grid_stride_copy(src, dst, numel, BLOCK: tl.constexpr):
-    start = tl.program_id(0) * BLOCK
-    step = tl.num_programs(0) * BLOCK
-    for offset in range(start, numel, step):
-        index = offset + tl.arange(0, BLOCK)
-        mask = index < numel
-        tl.store(dst + index, tl.load(src + index, mask=mask), mask=mask)
+_KERNEL: list = []
+
+
+def _grid_stride_copy():
+    """The Triton copy kernel, compiled on first use (Triton is needed on the GPU host only)."""
+    if not _KERNEL:
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def grid_stride_copy(src, dst, numel, BLOCK: tl.constexpr):
+            start = tl.program_id(0) * BLOCK
+            step = tl.num_programs(0) * BLOCK
+            for offset in range(start, numel, step):
+                index = offset + tl.arange(0, BLOCK)
+                mask = index < numel
+                tl.store(dst + index, tl.load(src + index, mask=mask), mask=mask)
+
+        _KERNEL.append(grid_stride_copy)
+    return _KERNEL[0]
 
 
 def sm_copy(src: torch.Tensor, dst: torch.Tensor, num_ctas: int) -> None:
     """Copy src to dst with exactly `num_ctas` CTAs (each loops over the buffer in strides)."""
     src32, dst32 = src.view(torch.int32), dst.view(torch.int32)
-    _grid_stride_copy[(num_ctas,)](src32, dst32, src32.numel(), BLOCK=COPY_BLOCK, num_warps=COPY_WARPS)
+    _grid_stride_copy()[(num_ctas,)](src32, dst32, src32.numel(), BLOCK=COPY_BLOCK, num_warps=COPY_WARPS)
 
 
 def parse_size(text: str) -> int:
@@ -170,7 +181,34 @@ def trace_layers(size_bytes: int, ctas: list[int], gemm, path: str) -> None:
     prof.export_chrome_trace(path)
 
 
+def table(record: dict) -> str:
+    """study.json as a markdown table (the README's)."""
+    lines = ["| copy bytes | copier | GEMM slowdown [95%] | copy alone µs [95%] | copy slowdown beside GEMM [95%] "
+             "| exposed copy µs [95%] |", "| --- | --- | --- | --- | --- | --- |"]
+
+    def cell(found, scale=1.0, spec=".3f"):
+        if not found:
+            return "-"
+        low, high = found["ci"]
+        return f"{found['point'] * scale:{spec}} [{low * scale:{spec}}, {high * scale:{spec}}]"
+
+    for size in record["sizes"]:
+        for name, row in size["figures"].items():
+            copier = "copy engine (cudaMemcpyAsync DtoD)" if name == "ce" else f"SM kernel, {name[2:]} CTAs"
+            lines.append(f"| {size_label(size['size_bytes'])} | {copier} | {cell(row['gemm_slowdown'])} "
+                         f"| {cell(row['copy_alone_s'], 1e6, '.1f')} | {cell(row['copy_slowdown'], spec='.2f')} "
+                         f"| {cell(row['exposed_copy_s'], 1e6, '.1f')} |")
+    gemm = record["sizes"][0]["figures"]["ce"]["gemm_alone_s"]
+    lines.append("")
+    lines.append(f"GEMM {'x'.join(map(str, record['gemm_mnk']))} bf16 alone: {cell(gemm, 1e6, '.1f')} µs.")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        with open(sys.argv[2], encoding="utf-8") as fh:
+            print(table(json.load(fh)))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")
     parser.add_argument("--sizes", default="64MiB,256MiB")
@@ -202,7 +240,7 @@ def main() -> None:
                   f"[{g['ci'][0]:.3f}, {g['ci'][1]:.3f}]"
                   f"  copy alone {c['point'] * 1e6:8.1f} us  exposed {e['point'] * 1e6:8.1f} us", flush=True)
     record = {"card": torch.cuda.get_device_name(0), "sms": sms, "gpu_count": 1, "torch": torch.__version__,
-              "triton": triton.__version__, "commit": os.environ.get("AGRS_BENCH_COMMIT", "unknown"),
+              "triton": __import__("triton").__version__, "commit": os.environ.get("AGRS_BENCH_COMMIT", "unknown"),
               "argv": sys.argv[1:], "gemm_mnk": [m, n, k], "ctas": ctas, "rounds": args.rounds,
               "layers": args.layers, "copy_block_int32": COPY_BLOCK, "copy_warps": COPY_WARPS, "sizes": results}
     with open(os.path.join(args.out_dir, "study.json"), "w", encoding="utf-8") as fh:
