@@ -62,3 +62,21 @@ def test_build_without_nccl_refuses_cta_policy_naming_versions_found_and_needed(
 def test_every_lever_is_refused_on_gloo(argv, needle):
     with pytest.raises(ConfigError, match=needle):
         parse_run_args(argv, world_size=2, backend="gloo")
+
+
+def test_cell_levers_map_a_cell_label_back_to_its_roles():
+    from types import SimpleNamespace
+
+    from agrs_bench.config.nccl_options import SWEEP_GRID
+    from agrs_bench.measure import cell_levers
+
+    cfg = SimpleNamespace(sources=("single_comm", "pg_collection"),
+                          option_pairs=lambda s: list(SWEEP_GRID) if s == "pg_collection" else [SWEEP_GRID[0]])
+    label = "ag:cta_policy=zero+registration=symmetric/rs:registration=symmetric"
+    assert cell_levers.wanted(cfg, {"nccl_options": label, "mode": "ag"}) == {"ag": "symmetric"}
+    assert cell_levers.wanted(cfg, {"nccl_options": label, "mode": "fsdp_step"}) == {"ag": "symmetric",
+                                                                                     "rs": "symmetric"}
+    assert cell_levers.wanted(cfg, {"nccl_options": "default", "mode": "ag_rs"}) == {}
+    assert cell_levers.requested(cfg, {"nccl_options": label, "mode": "ag_rs"}) == {
+        "ag": {"cta_policy": "zero", "registration": "symmetric"},
+        "rs": {"cta_policy": "default", "registration": "symmetric"}}
