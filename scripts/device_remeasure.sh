@@ -11,9 +11,10 @@
 #   5. the NCCL fault cases (a rank killed, a rank stopped) with their exit times:
 #      scripts/device_verify.sh into OUT/faults/;
 #   6. NCCL's levers: --sweep-nccl-options (its CTA-policy and registration rows beside the
-#      default, sampled in the same rounds) on pg_collection with --trace and the low_contention
-#      style, in ag_rs and the step: OUT/<card>-x<N>-levers/; then each lever setting on every
-#      source: OUT/<card>-x<N>-lever-<setting>/ (dry run: the levers must be refused on gloo).
+#      default, sampled in the same rounds) on pg_collection with --trace, in ag_rs and the step:
+#      OUT/<card>-x<N>-levers/; the low_contention style beside role_streams:
+#      OUT/<card>-x<N>-low-contention/; then each lever setting on every source:
+#      OUT/<card>-x<N>-lever-<setting>/ (dry run: the levers must be refused on gloo).
 # Usage, from the repository root, AGRS_BENCH_COMMIT=<sha> set when the tree has no .git:
 #   scripts/device_remeasure.sh OUT_DIR [LAUNCHES]        (LAUNCHES default 3, at least 3)
 # With AGRS_BENCH_DRY_RUN=1 it runs every step on 2 gloo ranks with tiny sizes (CPU only), so
@@ -112,9 +113,13 @@ if [[ ${AGRS_BENCH_DRY_RUN:-0} == 1 ]]; then
 else
   # shellcheck disable=SC2054  # commas separate the values of one flag
   L=(--sizes 16MiB,256MiB --step-sizes 16MiB,64MiB --modes ag,rs,ag_rs,fsdp_step --buffers dense,expert --trace)
-  rc=$(launch "$gpus" "$out/$card-x$gpus-levers" "${L[@]}" --sources pg_collection --sweep-nccl-options \
-    --issue role_streams,low_contention)
+  rc=$(launch "$gpus" "$out/$card-x$gpus-levers" "${L[@]}" --sources pg_collection --sweep-nccl-options)
   say "6. lever sweep on $gpus GPUs: exit $rc"
+  [[ $rc == 0 ]] || status=1
+  # torch's low-contention style: its own launch (one symmetric-memory backend per process)
+  rc=$(launch "$gpus" "$out/$card-x$gpus-low-contention" --sizes 16MiB,256MiB --modes ag,rs,ag_rs \
+    --buffers dense,expert --trace --sources single_comm,pg_collection --issue role_streams,low_contention)
+  say "6. low_contention beside role_streams on $gpus GPUs: exit $rc"
   [[ $rc == 0 ]] || status=1
   for setting in cta_policy=efficiency registration=ub registration=symmetric \
                  cta_policy=zero,registration=symmetric; do

@@ -7,7 +7,7 @@ classifier, analysis/trace_kinds.py).
 Each probe runs in its own process (a failed registration can leave NCCL unusable): the driver
 prints one JSON object per probe and writes them all to OUT/probe.json.
 
-Usage: python3 scripts/probe_levers.py OUT_DIR          (driver)
+Usage: python3 scripts/probe_levers.py OUT_DIR [NAME,...] (driver: every probe, or those named)
        python3 scripts/probe_levers.py OUT_DIR --one NAME (one probe, used by the driver)
 """
 
@@ -233,7 +233,8 @@ def main() -> None:
         return
     os.makedirs(out_dir, exist_ok=True)
     everything = {}
-    for name in PROBES:
+    chosen = sys.argv[2].split(",") if len(sys.argv) > 2 else PROBES
+    for name in chosen:
         try:
             done = subprocess.run([sys.executable, __file__, out_dir, "--one", name], capture_output=True,
                                   text=True, timeout=40)

@@ -80,3 +80,15 @@ def test_cell_levers_map_a_cell_label_back_to_its_roles():
     assert cell_levers.requested(cfg, {"nccl_options": label, "mode": "ag_rs"}) == {
         "ag": {"cta_policy": "zero", "registration": "symmetric"},
         "rs": {"cta_policy": "default", "registration": "symmetric"}}
+
+
+def test_low_contention_and_symmetric_windows_need_separate_launches():
+    from types import SimpleNamespace
+
+    from agrs_bench.config.levers import check_levers_supported
+
+    pair = (NcclOptions(registration="symmetric"), NcclOptions())
+    cfg = SimpleNamespace(backend="nccl", issues=("role_streams", "low_contention"), sources=("pg_collection",),
+                          option_pairs=lambda s: [pair])
+    with pytest.raises(ConfigError, match="separate launches"):
+        check_levers_supported(cfg)

@@ -38,6 +38,10 @@ def check_levers_supported(cfg: Any) -> None:
         problem = registration_problem(kinds)
         if problem:
             raise ConfigError(problem)
+    if LOW_CONTENTION in cfg.issues and "symmetric" in kinds:
+        raise ConfigError(f"issue style {LOW_CONTENTION} and registration=symmetric cannot share a launch: "
+                          "torch gives a process one symmetric-memory backend (CUDA for the low-contention "
+                          "workspace, NCCL for symmetric windows); measure them in separate launches")
     if LOW_CONTENTION in cfg.issues:
         problem = low_contention_problem()
         if problem:

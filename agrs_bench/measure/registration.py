@@ -91,6 +91,9 @@ class TorchPools:
         import torch
         if self.path == "symm_mem":
             import torch.distributed._symmetric_memory as symm_mem
+            current = getattr(symm_mem, "get_backend", lambda device: None)(tensor.device)
+            if current not in (None, "NCCL"):  # torch allows one backend per process, set once
+                raise RuntimeError(f"symmetric memory of this process already uses the {current} backend")
             symm_mem.set_backend("NCCL")
             return symm_mem.empty(tensor.shape, dtype=tensor.dtype, device=tensor.device)
         with torch.cuda.use_mem_pool(pool):
