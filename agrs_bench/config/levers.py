@@ -30,18 +30,18 @@ def check_levers_supported(cfg: Any) -> None:
                               "this run uses gloo on CPU")
         return  # RunConfig already refuses every NCCL option on gloo
     options = _all_options(cfg)
-    problem = support_problem(options)
-    if problem:
-        raise ConfigError(problem)
     kinds = {o.registration for o in options} - {"none"}
-    if kinds:
-        problem = registration_problem(kinds)
-        if problem:
-            raise ConfigError(problem)
     if LOW_CONTENTION in cfg.issues and "symmetric" in kinds:
         raise ConfigError(f"issue style {LOW_CONTENTION} and registration=symmetric cannot share a launch: "
                           "torch gives a process one symmetric-memory backend (CUDA for the low-contention "
                           "workspace, NCCL for symmetric windows); measure them in separate launches")
+    problem = support_problem(options)
+    if problem:
+        raise ConfigError(problem)
+    if kinds:
+        problem = registration_problem(kinds)
+        if problem:
+            raise ConfigError(problem)
     if LOW_CONTENTION in cfg.issues:
         problem = low_contention_problem()
         if problem:
