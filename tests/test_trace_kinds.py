@@ -23,7 +23,11 @@ RING = "ncclDevKernel_AllGather_RING_LL(ncclDevKernelArgsStorage<4096ul>)"
 @pytest.mark.parametrize("name, algorithm", [
     (RING, "ring"), ("ncclDevKernel_ReduceScatter_Sum_bf16_TREE_SIMPLE", "tree"),
     ("ncclDevKernel_AllGather_NVLS_SIMPLE", "nvls"), ("ncclSymkDevKernel_AllGather_LL", "symmetric"),
-    ("ncclDevKernel_AllGather_PAT_SIMPLE", "pat"), ("ncclDevKernel_Generic", "other")])
+    ("ncclDevKernel_AllGather_PAT_SIMPLE", "pat"), ("ncclDevKernel_Generic", "other"),
+    # names as profilers print them (public profiles and NCCL's docs for its symmetric kernels)
+    ("ncclDevKernel_ReduceScatter_Sum_f32_RING_LL", "ring"),
+    ("ncclSymkDevKernel_AllReduce_AGxLLMC_R_sum_bf16", "symmetric"),
+    ("ncclDevKernel_SendRecv(ncclDevKernelArgsStorage<4096ul>)", "other")])
 def test_algorithm_is_read_from_the_kernel_name(name, algorithm):
     assert tk.algorithm(name) == algorithm
 
