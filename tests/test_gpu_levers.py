@@ -59,3 +59,25 @@ def test_trace_tells_a_copy_engine_copy_from_a_kernel(levers):
     assert trace["levers:ce_copy"]["engine"] == "copy_engine" and trace["levers:ce_copy"]["memcpy_count"] >= 1
     sm_copy = trace["levers:sm_copy"]
     assert sm_copy["engine"] == "none" and sm_copy["memcpy_count"] == 0 and sm_copy["other_kernel_count"] >= 1
+
+
+needs_two = pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2,
+                               reason="needs at least 2 CUDA GPUs")
+
+
+@needs_two
+def test_lever_sweep_checks_outputs_and_reads_the_trace(tmp_path):
+    from tests import launch
+
+    out = tmp_path / "levers"
+    proc = launch.run(launch.torchrun_cmd(2, "--out", str(out), "--sizes", "16MiB", "--step-sizes", "16MiB",
+                                          "--iters", "5", "--modes", "ag_rs,fsdp_step", "--buffers", "dense",
+                                          "--sources", "pg_collection", "--sweep-nccl-options", "--trace"),
+                      deadline_s=600, env_extra={"NCCL_NVLS_ENABLE": "0"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    doc = json.loads((out / "results.json").read_text())
+    cells = [b for b in doc["benchmarks"] if "registration=" in b["params"].get("nccl_options", "")]
+    assert cells and all(b["extra_info"]["checked"] and b["extra_info"]["registration_path"] for b in cells)
+    traced = [b for b in doc["benchmarks"] if b["params"]["mode"] == "ag_rs"]
+    assert all(set(b["extra_info"]["trace_kinds"]) == {"ag", "rs"} for b in traced)
+    assert "## NCCL's levers in the step" in (out / "report.md").read_text()
