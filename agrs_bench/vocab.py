@@ -14,7 +14,7 @@ DEFAULT_SOURCES = ("single_comm", "global_state", "pg_collection")
 MEGATRON_INSTALL = "pip install -e '.[megatron]'"
 # How a cell issues its collectives: synchronous ops on our role streams, or as Megatron-FSDP does
 # (async AG in a coalescing manager on the group's internal stream, RS in a coalescing manager).
-ISSUE_STYLES = ("role_streams", "megatron_fsdp")
+ISSUE_STYLES = ("role_streams", "megatron_fsdp", "low_contention")
 DEFAULT_ISSUE = "role_streams"
 # The group each buffer kind is sharded over (and reduce-scattered on).
 RS_GROUP_KIND = {"dense": "dp_cp", "expert": "expt_dp"}

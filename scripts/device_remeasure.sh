@@ -9,7 +9,12 @@
 #   4. an A/A calibration of the gate at 1-4 MiB: two sets of LAUNCHES launches, interleaved,
 #      compared: OUT/aa-1-4MiB/ (the gate must flag 0 cells);
 #   5. the NCCL fault cases (a rank killed, a rank stopped) with their exit times:
-#      scripts/device_verify.sh into OUT/faults/.
+#      scripts/device_verify.sh into OUT/faults/;
+#   6. NCCL's levers: --sweep-nccl-options (its CTA-policy and registration rows beside the
+#      default, sampled in the same rounds) on pg_collection with --trace, in ag_rs and the step:
+#      OUT/<card>-x<N>-levers/; the low_contention style beside role_streams:
+#      OUT/<card>-x<N>-low-contention/; then each lever setting on every source:
+#      OUT/<card>-x<N>-lever-<setting>/ (dry run: the levers must be refused on gloo).
 # Usage, from the repository root, AGRS_BENCH_COMMIT=<sha> set when the tree has no .git:
 #   scripts/device_remeasure.sh OUT_DIR [LAUNCHES]        (LAUNCHES default 3, at least 3)
 # With AGRS_BENCH_DRY_RUN=1 it runs every step on 2 gloo ranks with tiny sizes (CPU only), so
@@ -95,6 +100,35 @@ say "4. A/A gate at 1-4 MiB: compare exit $rc; $(tail -1 "$out/aa-1-4MiB/compare
 # 5. The NCCL fault cases (real GPUs only).
 if [[ ${AGRS_BENCH_DRY_RUN:-0} != 1 ]]; then
   "$(dirname "$0")/device_verify.sh" "$out/faults" >> "$summary" 2>&1 || status=1
+fi
+# 6. NCCL's levers: paired against the default in the sweep, then on every source.
+if [[ ${AGRS_BENCH_DRY_RUN:-0} == 1 ]]; then
+  for lever in "--ag-nccl-options cta_policy=zero" "--rs-nccl-options registration=symmetric" "--issue low_contention"; do
+    # shellcheck disable=SC2086  # the lever is a flag and its value
+    python3 -m agrs_bench run --backend gloo $lever --out "$out/levers-refused" > "$out/levers-refused.log" 2>&1
+    rc=$?
+    say "6. $lever on gloo: exit $rc (must be 2, refused)"
+    [[ $rc == 2 ]] || status=1
+  done
+else
+  # shellcheck disable=SC2054  # commas separate the values of one flag
+  L=(--sizes 16MiB,256MiB --step-sizes 16MiB,64MiB --modes ag,rs,ag_rs,fsdp_step --buffers dense,expert --trace)
+  rc=$(launch "$gpus" "$out/$card-x$gpus-levers" "${L[@]}" --sources pg_collection --sweep-nccl-options)
+  say "6. lever sweep on $gpus GPUs: exit $rc"
+  [[ $rc == 0 ]] || status=1
+  # torch's low-contention style: its own launch (one symmetric-memory backend per process)
+  rc=$(launch "$gpus" "$out/$card-x$gpus-low-contention" --sizes 16MiB,256MiB --modes ag,rs,ag_rs \
+    --buffers dense,expert --trace --sources single_comm,pg_collection --issue role_streams,low_contention)
+  say "6. low_contention beside role_streams on $gpus GPUs: exit $rc"
+  [[ $rc == 0 ]] || status=1
+  for setting in cta_policy=efficiency registration=ub registration=symmetric \
+                 cta_policy=zero,registration=symmetric; do
+    rs=${setting/cta_policy=zero,/}  # zero on the AG role only: the RS keeps its SMs
+    rc=$(launch "$gpus" "$out/$card-x$gpus-lever-${setting//[=,]/-}" "${L[@]}" \
+      --sources single_comm,global_state,pg_collection --ag-nccl-options "$setting" --rs-nccl-options "$rs")
+    say "6. lever $setting on every source, $gpus GPUs: exit $rc"
+    [[ $rc == 0 ]] || status=1
+  done
 fi
 say "done: exit $status"
 exit "$status"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agrs_bench.config import toml_file as config_file
+from agrs_bench.config.levers import check_levers_supported
 from agrs_bench.config.nccl_options import parse_nccl_options
 from agrs_bench.config.run_config import (
     BACKEND_CHOICES,
@@ -109,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="record a profiler trace of a few samples of every ag_rs cell (RUN_DIR/traces/, "
                              "Perfetto) and the overlap read from its kernel timeline")
     parser.add_argument("--ag-nccl-options", default="default",
-                        help="AG groups' NCCL options: high_priority,min_ctas=N,max_ctas=N,cga_cluster_size=N "
+                        help="AG groups' NCCL options: high_priority,min_ctas=N,max_ctas=N,cga_cluster_size=N,"
+                        "cta_policy=default|efficiency|zero,registration=none|ub|symmetric "
                         "(default: %(default)s)")
     parser.add_argument("--rs-nccl-options", default="default",
                         help="RS groups' NCCL options (same keys; default: %(default)s)")
@@ -228,7 +230,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
 
     if "megatron_core" in parse_choices(args.sources, SOURCES, "source"):
         require_megatron_core()
-    return RunConfig(
+    cfg = RunConfig(
         layout=layout, backend=backend,
         sizes_bytes=sizes(defaults["sizes"] if args.sizes is None else args.sizes),
         dtype=args.dtype,
@@ -257,3 +259,5 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
         resume=bool(args.resume),
         extra={"argv": list(argv)},
     )
+    check_levers_supported(cfg)
+    return cfg

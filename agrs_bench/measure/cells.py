@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from agrs_bench.analysis.paired import per_round_means
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.groups import ag_shares_rs_comm
 from agrs_bench.measure import buffers as bufs
-from agrs_bench.measure import tracing
+from agrs_bench.measure import cell_levers, tracing
 from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan
@@ -176,20 +177,24 @@ def _merge_warnings(extra: dict[str, Any], warnings: list[str]) -> None:
         extra.setdefault("warnings", []).extend(warnings)
 
 
-def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[Measured]:
-    """ag, rs and ag_rs of one buffer and size, every source and options pair, interleaved."""
+def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any]],
+                        held: ExitStack | None = None) -> list[Measured]:
+    """ag, rs and ag_rs of one buffer and size, every source and options pair, interleaved.
+    `held` keeps registered buffers (cell_levers) until the comparison ends."""
     cfg, first = ctx.cfg, cells[0]
     kind = first["buffer"]
     buf = bufs.make_buffer(kind, first["size_bytes"], bufs.DTYPES[cfg.dtype], ctx.group_ranks[kind],
                            ctx.dev.device)
-    parts, kernels = [], {}
+    parts, kernels, lever_info = [], {}, {}
     for cell in cells:
         dev, source = ctx.handles[cell["nccl_options"]], ctx.sources[(cell["source"], cell["nccl_options"])]
         ag_group, rs_group = source.group(kind, "ag"), source.group(kind, "rs")
-        kernel = make_kernel(cell.get("issue", "role_streams"), dev, cell["mode"], buf, ag_group, rs_group)
+        (mine,), lever_info[ctx.name(cell)] = cell_levers.cell_buffers(
+            cfg, cell, [{kind: buf}], {kind: (ag_group, rs_group)}, held or ExitStack(), ctx.dev.device)
+        kernel = make_kernel(cell.get("issue", "role_streams"), dev, cell["mode"], mine[kind], ag_group, rs_group)
         kernels[ctx.name(cell)] = kernel
         parts.append(Part(ctx.name(cell), dev, kernel, kernel.roles,
-                          _checker(ctx, cell, [{kind: buf}], rs_scale=kernel.rs_input_scale)))
+                          _checker(ctx, cell, [mine], rs_scale=kernel.rs_input_scale)))
         if cfg.reference and cell["mode"] in ("ag", "rs") and cell.get("exec", "eager") == "eager":
             group = ag_group if cell["mode"] == "ag" else rs_group
             parts.append(Part("reference:" + ctx.name(cell), dev, _reference_iteration(cell["mode"], buf, group), ()))
@@ -200,12 +205,13 @@ def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any
         name = ctx.name(cell)
         info = samples.sample_info(name)
         warnings = info.pop("warnings", [])
-        extra = {**_common(ctx, cell, comparison), **kernels[name].describe(), **info,
+        extra = {**_common(ctx, cell, comparison), **kernels[name].describe(), **lever_info[name], **info,
                  **_reference_info(ctx, cell, samples),
                  "shard_bytes": buf.param_shard.numel() * buf.param_shard.element_size(),
                  "group_ranks": list(buf.group_ranks)}
         if cell["mode"] == "ag_rs" and cfg.trace:
-            extra.update(tracing.overlap_info(sampler, name, name, cfg.out_dir, ctx.rank))
+            extra.update(tracing.overlap_info(sampler, name, name, cfg.out_dir, ctx.rank,
+                                              levers=cell_levers.requested(cfg, cell)))
         _merge_warnings(extra, warnings)
         params = dict(cell, world_size=ctx.world_size, group_size=len(buf.group_ranks))
         measured.append(Measured(params, samples.per_iter_s[name], extra))
@@ -219,7 +225,8 @@ def make_step_layers(cfg: RunConfig, size_bytes: int, group_ranks: dict[str, lis
              for kind in cfg.buffers} for _ in range(cfg.step_layers)]
 
 
-def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[Measured]:
+def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]],
+                  held: ExitStack | None = None) -> list[Measured]:
     """fsdp_step of one bucket size under every source: step, compute-only and comm-only of each,
     interleaved. Eager steps also time their GEMMs with events (compute slowdown)."""
     cfg, first = ctx.cfg, cells[0]
@@ -227,14 +234,16 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) ->
     layers = make_step_layers(cfg, first["size_bytes"], ctx.group_ranks, ctx.dev.device)
     m, n, k = cfg.gemm_mnk
     gemm = Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], ctx.dev.device)
-    parts, kernels = [], {}
+    parts, kernels, lever_info = [], {}, {}
     for cell in cells:
         dev, source = ctx.handles[cell["nccl_options"]], ctx.sources[(cell["source"], cell["nccl_options"])]
         groups = {kind: (source.group(kind, "ag"), source.group(kind, "rs")) for kind in cfg.buffers}
+        mine, lever_info[ctx.name(cell)] = cell_levers.cell_buffers(cfg, cell, layers, groups, held or ExitStack(),
+                                                                    ctx.dev.device)
         for variant in VARIANTS:
-            kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant, time_compute=eager)
+            kernel = FsdpStepKernel(dev, mine, groups, gemm, variant=variant, time_compute=eager)
             kernels[(ctx.name(cell), variant)] = kernel
-            check = _checker(ctx, cell, layers) if variant == "step" else None
+            check = _checker(ctx, cell, mine) if variant == "step" else None
             parts.append(Part(f"{variant}:{ctx.name(cell)}", dev, kernel, kernel.roles, check))
     samples = Sampler(parts, plan_of(cfg, first.get("exec", "eager"))).run()
     rounds, ops = cfg.num_samples, samples.ops_per_sample
@@ -263,7 +272,7 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) ->
             if samples.short(f"{variant}:{name}"):
                 warnings.append(f"{variant} samples fell short of the {samples.target_sample_s * 1e3:g} ms "
                                 f"budget: shortest {variant_min[variant] * 1e3:.3g} ms")
-        extra = {**_common(ctx, cell, comparison), **info, "layers": cfg.step_layers,
+        extra = {**_common(ctx, cell, comparison), **lever_info[name], **info, "layers": cfg.step_layers,
                  "gemm_mnk": list(cfg.gemm_mnk),
                  "compute_only_data": list(samples.per_iter_s[f"compute_only:{name}"]),
                  "comm_only_data": list(samples.per_iter_s[f"comm_only:{name}"]),
@@ -281,9 +290,10 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) ->
 def measure_comparison(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[Measured]:
     """Every cell of one comparison, sampled together; buffers live only while it runs."""
     try:
-        if cells[0]["mode"] == "fsdp_step":
-            return measure_steps(ctx, comparison, cells)
-        return measure_collectives(ctx, comparison, cells)
+        with ExitStack() as held:  # registered buffers: deregistered before their pools go
+            if cells[0]["mode"] == "fsdp_step":
+                return measure_steps(ctx, comparison, cells, held)
+            return measure_collectives(ctx, comparison, cells, held)
     finally:
         if ctx.dev.is_cuda:
             torch.cuda.empty_cache()  # one comparison's buffers at a time on the device

@@ -125,10 +125,13 @@ class MegatronFsdpKernel:
 
 
 def make_kernel(issue: str, dev: Any, mode: str, buf: ShardedBuffer, ag_group: Any, rs_group: Any
-                ) -> CollectiveKernel | MegatronFsdpKernel:
+                ) -> CollectiveKernel | MegatronFsdpKernel | Any:
     """The kernel of a collective cell for its issue style (params.issue)."""
     if issue == "megatron_fsdp":
         return MegatronFsdpKernel(dev, mode, buf, ag_group, rs_group)
+    if issue == "low_contention":
+        from agrs_bench.measure.low_contention import LowContentionKernel
+        return LowContentionKernel(dev, mode, buf, ag_group, rs_group)
     if issue != "role_streams":
         raise ValueError(f"unknown issue style {issue!r}")
     return CollectiveKernel(dev, mode, buf, ag_group, rs_group)

@@ -16,7 +16,7 @@ from typing import Any
 import torch.distributed as dist
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from agrs_bench.analysis import paired, trace_overlap
+from agrs_bench.analysis import paired, trace_kinds, trace_overlap
 from agrs_bench.measure.timing import Sampler
 
 TRACE_DIR = "traces"
@@ -46,7 +46,7 @@ def record(sampler: Sampler, part: str, path: str, *, rounds: int = TRACED_ROUND
 def overlap_info(sampler: Sampler, part: str, cell: str, run_dir: str, rank: int, *,
                  a: trace_overlap.Matcher = trace_overlap.ALL_GATHER,
                  b: trace_overlap.Matcher = trace_overlap.REDUCE_SCATTER,
-                 rounds: int = TRACED_ROUNDS) -> dict[str, Any]:
+                 rounds: int = TRACED_ROUNDS, levers: dict[str, Any] | None = None) -> dict[str, Any]:
     """Collective: trace `part` on every rank; the extra_info fields trace_file,
     trace_overlap_fraction (the least-overlapped device's, median over traced rounds) and its
     interval over those rounds, or the fraction None with trace_overlap_reason."""
@@ -56,6 +56,8 @@ def overlap_info(sampler: Sampler, part: str, cell: str, run_dir: str, rank: int
     everyone: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, mine)
     info: dict[str, Any] = {"trace_file": trace_file(cell, 0), "traced_rounds": rounds}
+    if levers is not None and sampler.dev.is_cuda:  # this rank's view: what moved the bytes
+        info.update(trace_kinds.cell_info(events, levers))
     if not sampler.dev.is_cuda:
         return dict(info, trace_overlap_fraction=None,
                     trace_overlap_reason="gloo on CPU: no device kernels to read overlap from")

@@ -10,6 +10,7 @@ from typing import Any
 from agrs_bench.analysis import summary
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
 from agrs_bench.render import figures, status
+from agrs_bench.render import levers as levers_section
 from agrs_bench.render.answer import answer, shares_rs_comm
 from agrs_bench.results import schema
 
@@ -320,6 +321,7 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
         if compared:
             lines += ["", "Sources against single_comm (eager, default options):", ""] + compared
     lines += _summary_sections(doc)
+    lines += levers_section.section(doc)
     lines += ["", "Raw samples of every cell: results.json (`stats.data`, seconds per iteration)."]
     return "\n".join(lines) + "\n"
 
