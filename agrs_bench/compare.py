@@ -14,10 +14,11 @@ import json
 import os
 import sys
 
+from agrs_bench import safe_files
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
 from agrs_bench.gate import markdown as compare_md
 from agrs_bench.gate import verdicts as gate
-from agrs_bench.results import baseline, schema
+from agrs_bench.results import baseline, launches, schema
 from agrs_bench.results.files import write_atomic
 
 PROG = "agrs_bench.compare"
@@ -58,11 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _check_writable_file(path: str, flag: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ConfigError(f"{flag} {path!r} is a directory")
-    if not os.path.isdir(folder):
-        raise ConfigError(f"{flag} {path!r}: folder {folder!r} does not exist")
+    """Refuse, before anything is written, a file the comparison could not replace atomically:
+    a directory, pipe, device, a link to nowhere, a missing or read-only folder."""
+    try:
+        target = safe_files.write_target(path)
+    except OSError as err:
+        raise ConfigError(f"{flag} {path!r} {err.strerror}") from None
+    folder = os.path.dirname(os.path.abspath(target))
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"{flag} {path!r}: folder {folder!r} is not writable")
 
@@ -74,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base_paths, head_paths = resolve(args.base), resolve(args.head)
         base, head = [schema.load(p) for p in base_paths], [schema.load(p) for p in head_paths]
+        launches.refuse_repeats([*((p, d, "base") for p, d in zip(base_paths, base)),
+                                 *((p, d, "head") for p, d in zip(head_paths, head))])
     except schema.SchemaError as err:
         fail(str(err), PROG)
     problems = gate.mismatches(base, head)
@@ -81,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: cannot compare: {'; '.join(problems)} (--allow-mismatch compares anyway)",
               file=sys.stderr, flush=True)
         return EXIT_MISMATCH
+    cells = gate.compare(base, head, threshold=threshold)  # before any folder or file is made
     out = args.out or os.path.join("results", "comparisons",
                                    datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"))
     if args.export_github_benchmark:  # refuse before anything is written, not after
@@ -91,19 +97,25 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(out, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"--out {out!r} cannot be created ({err.strerror})") from None
-    cells = gate.compare(base, head, threshold=threshold)
+    _check_writable_file(os.path.join(out, COMPARISON_FILE), "--out")
     written = []
     if not args.no_plots:
         from agrs_bench.render import plots
 
-        written = plots.comparison_plots(cells, head[0], threshold, out)
+        try:
+            written = plots.comparison_plots(cells, head[0], threshold, out)
+        except OSError as err:
+            raise ConfigError(f"--out {out!r}: {err.strerror}") from None
     only_base, only_head = gate.unmatched(base, head)
     comparison = compare_md.Comparison(
         verdict=gate.overall(cells), cells=cells, threshold=threshold, base=base, head=head,
         base_origins=base_paths, head_origins=head_paths, mismatches=problems, only_base=only_base,
         only_head=only_head, quiet_threshold=gate.quiet_threshold(cells),
         plots=[(title, os.path.relpath(p, out)) for title, p in written])
-    write_atomic(os.path.join(out, COMPARISON_FILE), compare_md.render(comparison))
+    try:
+        write_atomic(os.path.join(out, COMPARISON_FILE), compare_md.render(comparison))
+    except OSError as err:
+        raise ConfigError(f"--out {out!r}: {err.strerror}") from None
     if args.export_github_benchmark:
         from agrs_bench.gate.export import github_benchmark
 

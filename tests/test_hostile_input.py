@@ -183,9 +183,9 @@ def test_documents_are_typed(case, tmp_path, capsys):
 
 
 def test_export_into_a_missing_folder_writes_nothing(tmp_path, capsys):
-    for side in ("a", "b"):
+    for seed, side in enumerate(("a", "b")):
         (tmp_path / side).mkdir()
-        (tmp_path / side / "results.json").write_text(json.dumps(synthetic.launch()))
+        (tmp_path / side / "results.json").write_text(json.dumps(synthetic.launch(seed=seed)))
     before = _tree(tmp_path)
     line = _exit_2(compare.main, [str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"),
                                   "--export-github-benchmark", str(tmp_path / "no" / "x.json")], capsys)

@@ -22,7 +22,7 @@ from agrs_bench.config.run_config import (
     parse_gemm,
     parse_sizes,
 )
-from agrs_bench.errors import ArgumentParser, ConfigError
+from agrs_bench.errors import ArgumentParser, ConfigError, integer, number
 from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 from agrs_bench.vocab import (
     BUFFERS,
@@ -81,21 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"how ag/rs/ag_rs cells issue collectives, comma list of {', '.join(ISSUE_STYLES)} "
                         "(megatron_fsdp: async AG and RS in coalescing managers, as Megatron-FSDP; "
                         "default: %(default)s)")
-    parser.add_argument("--warmup", type=int, help="untimed iterations per cell "
+    parser.add_argument("--warmup", type=integer, help="untimed iterations per cell "
                         f"(default: {DEFAULTS['nccl']['warmup']} on GPU, {DEFAULTS['gloo']['warmup']} on CPU)")
-    parser.add_argument("--iters", type=int, help="timed samples per cell "
+    parser.add_argument("--iters", type=integer, help="timed samples per cell "
                         f"(default: {DEFAULTS['nccl']['samples']} on GPU, {DEFAULTS['gloo']['samples']} on CPU)")
-    parser.add_argument("--ops-per-sample", type=int, default=0,
+    parser.add_argument("--ops-per-sample", type=integer, default=0,
                         help="back-to-back iterations per timed sample (0: from --sample-ms; default: %(default)s)")
-    parser.add_argument("--sample-ms", type=float,
+    parser.add_argument("--sample-ms", type=number,
                         help=f"with --ops-per-sample 0, every sample lasts at least this long (default: "
                         f"{DEFAULT_SAMPLE_MS:g}, GPU and CPU)")
-    parser.add_argument("--layers", type=int, default=8, help="fsdp_step: layers per step (default: %(default)s)")
+    parser.add_argument("--layers", type=integer, default=8, help="fsdp_step: layers per step (default: %(default)s)")
     parser.add_argument("--step-sizes", help="fsdp_step: bucket bytes per layer and buffer kind "
                         f"(default: {DEFAULTS['nccl']['step_sizes']} on GPU, {DEFAULTS['gloo']['step_sizes']} on CPU)")
     parser.add_argument("--gemm", help="fsdp_step: per-layer GEMM MxNxK "
                         f"(default: {DEFAULTS['nccl']['gemm']} on GPU, {DEFAULTS['gloo']['gemm']} on CPU)")
-    parser.add_argument("--timeout", type=float, help="seconds before a stuck collective fails the run "
+    parser.add_argument("--timeout", type=number, help="seconds before a stuck collective fails the run "
                         f"(default: {DEFAULTS['nccl']['timeout']:g} on GPU, {DEFAULTS['gloo']['timeout']:g} on CPU)")
     parser.add_argument("--no-check", action="store_true", help="skip verifying AG/RS outputs")
     parser.add_argument("--no-reference", action="store_true",

@@ -22,7 +22,7 @@ import tempfile
 from typing import Any
 
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry
-from agrs_bench.results import schema
+from agrs_bench.results import launches, schema
 from agrs_bench.results.files import RESULTS_FILE, write_atomic
 
 PROG = "agrs-bench baseline"
@@ -75,7 +75,9 @@ def run_files(spec: str) -> list[str]:
 
 def _load_all(spec: str) -> list[tuple[str, dict[str, Any]]]:
     try:
-        return [(path, schema.load(path)) for path in run_files(spec)]
+        loaded = [(path, schema.load(path)) for path in run_files(spec)]
+        launches.refuse_repeats([(path, doc, "the baseline") for path, doc in loaded])
+        return loaded
     except schema.SchemaError as err:
         raise ConfigError(str(err)) from None
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
 from typing import Any, Callable, Iterable
 
+from agrs_bench import safe_files
 from agrs_bench.analysis import measures
-from agrs_bench.results import schema
+from agrs_bench.results import launches, schema
 from agrs_bench.analysis import stats
 from agrs_bench.analysis import summary
 
@@ -25,38 +25,13 @@ RUN_FILES = (CONFIG_FILE, CELLS_FILE, RESULTS_FILE)
 """A directory holding any of these holds a run."""
 
 
-def _umask() -> int:
-    try:  # Linux >= 4.7 shows it without changing it (os.umask would, for every thread)
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Replace `path` (a regular file, or the one its link points to) in one rename; never a
+    link, pipe or device (safe_files.write_atomic). OSError naming the file on failure."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    except OSError as err:
+        safe_files.write_atomic(path, text)
+    except OSError as err:  # disk full, read-only, a pipe in the way: say which file
         raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a final file gets the user's mode
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and err.errno is not None:  # disk full, read-only: say which file
-            raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
-        raise
 
 
 def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_sample: int,
@@ -92,12 +67,11 @@ def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
 def drop_partial_line(run_dir: str) -> None:
     """Before a resumed run appends: cut a last line that a crash left without its newline."""
     path = os.path.join(run_dir, CELLS_FILE)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return
-    with open(path, "r+b") as fh:
-        data = fh.read()
-        if data and not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
+    data = safe_files.read_bytes(path, safe_files.RESULTS_LIMIT_BYTES)  # read_cells checked it
+    if data and not data.endswith(b"\n"):
+        os.truncate(path, data.rfind(b"\n") + 1)
 
 
 def read_cells(run_dir: str, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
@@ -105,11 +79,10 @@ def read_cells(run_dir: str, warn: Callable[[str], None] | None = None) -> list[
     crash is ignored, a damaged line is skipped with a warning passed to `warn`, anything else
     raises SchemaError naming the line."""
     path = os.path.join(run_dir, CELLS_FILE)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return []
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = safe_files.read_bytes(path, safe_files.RESULTS_LIMIT_BYTES)
     except OSError as err:
         raise schema.SchemaError(f"{path}: cannot read ({err.strerror})") from None
     cells, warnings = schema.parse_cells(raw, path)
@@ -205,13 +178,17 @@ def salvage(run_dir: str) -> bool:
     return True
 
 
+STATS_IN_ROWS = ("median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "iterations")
+ROW_STATS = tuple(f"{k}_s" if k not in ("rounds", "iterations") else k for k in STATS_IN_ROWS)
+
+
 def to_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """One tidy row per cell: params, the usual stats, and every scalar of extra_info."""
     rows = []
     for bench in doc["benchmarks"]:
         row = dict(bench["params"])
-        for key in ("median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "iterations"):
-            row[f"{key}_s" if key not in ("rounds", "iterations") else key] = bench["stats"][key]
+        for key, column in zip(STATS_IN_ROWS, ROW_STATS):
+            row[column] = bench["stats"][key]
         for key, value in bench["extra_info"].items():
             if isinstance(value, (int, float, str, bool)) or value is None:
                 row[key] = value
@@ -220,7 +197,14 @@ def to_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_run(run_dir: str, doc: dict[str, Any]) -> None:
+    """results.json and results.csv; results.json carries the launch id of the run's config.json."""
     import pandas as pd
 
+    launch_id = launches.recorded_id(run_dir, CONFIG_FILE)
+    if launch_id and not doc["agrs_bench"].get(launches.LAUNCH_ID_KEY):
+        doc = {**doc, "agrs_bench": {**doc["agrs_bench"], launches.LAUNCH_ID_KEY: launch_id}}
     write_atomic(os.path.join(run_dir, RESULTS_FILE), json.dumps(doc, indent=1) + "\n")
-    write_atomic(os.path.join(run_dir, CSV_FILE), pd.DataFrame(to_rows(doc)).to_csv(index=False))
+    rows = to_rows(doc)  # no cell at all: still the header line, not a lone newline
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*schema.PARAM_KEYS, *schema.OPTIONAL_PARAMS,
+                                                                  *ROW_STATS])
+    write_atomic(os.path.join(run_dir, CSV_FILE), table.to_csv(index=False))

@@ -21,7 +21,7 @@ from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 
 # Fields that may change between the two parts of a run without changing what is measured.
-NOT_COMPARED = ("argv", "timeout_s", "cells")
+NOT_COMPARED = ("argv", "timeout_s", "cells", "launch_id")
 
 
 def stored_config(run_dir: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import tempfile
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 from agrs_bench.results import files as results
-from agrs_bench.results import resume
+from agrs_bench.results import launches, resume
 from agrs_bench.results import schema
 
 LOCK_FILE = ".agrs_bench.lock"
@@ -159,7 +159,8 @@ def prepare_run_dir(cfg: RunConfig) -> RunDirLock | None:
     cell_ids = [schema.cell_id(dict(c, world_size=cfg.layout.world_size)) for c in cfg.cells()]
     try:
         results.write_atomic(os.path.join(cfg.out_dir, results.CONFIG_FILE),
-                             json.dumps(dict(cfg.record(), cells=cell_ids), indent=1) + "\n")
+                             json.dumps(dict(cfg.record(), cells=cell_ids,
+                                             launch_id=launches.new_launch_id()), indent=1) + "\n")
     except OSError as err:
         if lock:
             lock.release(remove_if_unused=True)

@@ -9,10 +9,13 @@ Report, plots and compare read these files and nothing else.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import re
 from typing import Any, Callable
 
+from agrs_bench import safe_files
 from agrs_bench.vocab import size_label  # noqa: F401 (cell names use it; renderers import it here)
 
 SCHEMA_VERSION = 2
@@ -109,6 +112,10 @@ def _optional(table: dict[str, Any], key: str, check: Callable[[Any], bool], ori
         _need(check(table[key]), origin, f"{field}.{key}", table[key], what)
 
 
+def _launch_id(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value) is not None
+
+
 def _str_or_none(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
@@ -131,6 +138,10 @@ PARAM_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
     "group_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
 }
+MIN_SAMPLE_S = 1e-12
+MAX_SAMPLE_S = 86400.0
+"""Samples outside these are no measurement (no clock resolves a picosecond; no run waits more
+than a day): read as such, their ratios overflow the gate's arithmetic."""
 COUNT_STATS = ("rounds", "iqr_outliers", "stddev_outliers", "iterations")
 # Times that are differences of samples (stddev, iqr) may be 0; every other time must be > 0.
 SPREAD_STATS = ("stddev", "iqr")
@@ -159,8 +170,9 @@ def validate_cell(bench: Any, origin: str, field: str = "cell") -> dict[str, Any
     _need(isinstance(data, list) and bool(data), origin, f"{field}.stats.data", data,
           "a non-empty list of samples")
     for i, sample in enumerate(data):
-        _need(_is_positive_finite(sample), origin, f"{field}.stats.data[{i}]", sample,
-              "a finite number of seconds > 0")
+        _need(_is_positive_finite(sample) and MIN_SAMPLE_S <= sample <= MAX_SAMPLE_S, origin,
+              f"{field}.stats.data[{i}]", sample,
+              f"a time in seconds from {MIN_SAMPLE_S:g} to {MAX_SAMPLE_S:g} (a day, the longest --timeout)")
     for key in STATS_KEYS:
         value = stats[key]
         if key in ("data", "outliers"):
@@ -207,6 +219,7 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
     _optional(meta, "complete", lambda v: isinstance(v, bool), origin, "agrs_bench", "true or false")
     _optional(meta, "missing_cells", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
               origin, "agrs_bench", "a list of cell names")
+    _optional(meta, "launch_id", _launch_id, origin, "agrs_bench", "a launch id (32 hex digits)")
     for key in ("config", "summary", "megatron_core"):
         _optional(meta, key, lambda v: isinstance(v, dict), origin, "agrs_bench", "an object")
     info = _object(doc["machine_info"], origin, "machine_info")
@@ -224,8 +237,14 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
     _need(isinstance(doc["datetime"], str), origin, "datetime", doc["datetime"], "a string")
     _need(isinstance(doc["version"], str), origin, "version", doc["version"], "a string")
     _need(isinstance(doc["benchmarks"], list), origin, "benchmarks", doc["benchmarks"], "a list")
+    first_of: dict[tuple, int] = {}
     for i, bench in enumerate(doc["benchmarks"]):
         validate_cell(bench, origin, f"benchmarks[{i}]")
+        key = cell_key(bench["params"])
+        if key in first_of:  # a cell counted twice would pass for a second launch of it
+            raise SchemaError(f"{origin}: benchmarks[{first_of[key]}] and benchmarks[{i}] are the same "
+                              f"cell {cell_id(bench['params'])}; a launch measures each cell once")
+        first_of[key] = i
     return doc
 
 
@@ -257,6 +276,7 @@ CONFIG_OPTIONAL = {"argv": (lambda v: isinstance(v, list) and all(isinstance(a, 
                    "cells": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
                              "a list of cell names"),
                    "trace": (lambda v: isinstance(v, bool), "true or false"),
+                   "launch_id": (_launch_id, "a launch id (32 hex digits)"),
                    "issues": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(i, str) for i in v),
                               "a non-empty list of issue styles")}
 
@@ -276,16 +296,15 @@ def validate_config(record: Any, origin: str) -> dict[str, Any]:
     return record
 
 
-def read_json(path: str, expected: str = "") -> Any:
+def read_json(path: str, expected: str = "", limit_bytes: int = safe_files.RESULTS_LIMIT_BYTES) -> Any:
     """The JSON value in `path`; SchemaError (with the path) when it cannot be read as JSON."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = safe_files.read_bytes(path, limit_bytes)
     except FileNotFoundError:
         raise SchemaError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SchemaError(f"{path}: is a directory{' without ' + expected if expected else ''}") from None
     except OSError as err:
+        if err.errno == errno.EISDIR:
+            raise SchemaError(f"{path}: is a directory{' without ' + expected if expected else ''}") from None
         raise SchemaError(f"{path}: cannot read ({err.strerror})") from None
     try:
         text = raw.decode("utf-8")
@@ -299,6 +318,8 @@ def read_json(path: str, expected: str = "") -> Any:
         raise SchemaError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
     except RecursionError:
         raise SchemaError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise SchemaError(f"{path}: not valid JSON ({' '.join(str(err).split(';')[0].split())})") from None
 
 
 def load(path: str) -> dict[str, Any]:
@@ -308,7 +329,7 @@ def load(path: str) -> dict[str, Any]:
 
 def load_config(path: str) -> dict[str, Any]:
     """Read and validate a config.json."""
-    return validate_config(read_json(path), path)
+    return validate_config(read_json(path, limit_bytes=safe_files.CONFIG_LIMIT_BYTES), path)
 
 
 def parse_cells(raw: bytes, origin: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -331,8 +352,8 @@ def parse_cells(raw: bytes, origin: str) -> tuple[list[dict[str, Any]], list[str
             continue
         try:
             cell = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as err:
-            warnings.append(f"{where}: damaged, skipped ({getattr(err, 'msg', 'nested too deeply')}); "
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, or 4300+ digits
+            warnings.append(f"{where}: damaged, skipped ({getattr(err, 'msg', 'nested too deeply or too long')}); "
                             "the cells after it are kept")
             continue
         cells.append(validate_cell(cell, where))
