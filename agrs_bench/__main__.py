@@ -6,7 +6,14 @@ Commands: run, compare, report, baseline, topology. Each is the same program as 
 
 from __future__ import annotations
 
+# The SIGINT hook goes in before the imports that take a second (E402 is that order).
+# ruff: noqa: E402
+from agrs_bench import interrupt
+
+interrupt.starting("agrs-bench")  # this module is only ever a program's entry
+
 import importlib
+import signal
 import sys
 
 from agrs_bench.errors import fail
@@ -35,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         fail(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})", PROG)
-    module = importlib.import_module(COMMANDS[command][0])
-    return module.main(rest)
+    try:
+        module = importlib.import_module(COMMANDS[command][0])  # torch, pandas: a second or more
+        interrupt.started()
+        return module.main(rest)
+    except KeyboardInterrupt:  # what the command itself does not catch: one line, no traceback
+        print(f"{PROG} {command}: interrupted (SIGINT)", file=sys.stderr, flush=True)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -8,13 +8,21 @@ count, layout or dtype) unless --allow-mismatch.
 
 from __future__ import annotations
 
+# The SIGINT hook goes in before the imports that take a second (E402 is that order).
+# ruff: noqa: E402
+
+if __name__ == "__main__":  # before the imports below (numpy, pandas) can be interrupted
+    from agrs_bench import interrupt
+
+    interrupt.starting("agrs_bench.compare")
+
 import argparse
 import datetime
 import json
 import os
 import sys
 
-from agrs_bench import safe_files
+from agrs_bench import interrupt, safe_files
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
 from agrs_bench.gate import markdown as compare_md
 from agrs_bench.gate import verdicts as gate
@@ -72,6 +80,7 @@ def _check_writable_file(path: str, flag: str) -> None:
 
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
+    interrupt.started()
     args = parse_args(argv)
     threshold = _threshold(args.threshold)
     try:

@@ -71,8 +71,15 @@ def test_default_out_names_differ_within_one_second():
 
 # --- environment and backend -----------------------------------------------------------------
 
+RENDEZVOUS = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+
+
 @pytest.mark.parametrize("env, needle", [
     ({"TORCHELASTIC_RUN_ID": "x"}, "RANK is not set"),
+    ({"RANK": "0", "WORLD_SIZE": "2"}, "MASTER_ADDR is not set"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "99999"}, "MASTER_PORT=99999"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "http"}, "MASTER_PORT='http'"),
+    ({"RANK": "٠", "WORLD_SIZE": "2", **RENDEZVOUS}, "RANK='٠'"),
     ({"RANK": "0"}, "WORLD_SIZE is not set"),
     ({"RANK": "zero", "WORLD_SIZE": "2"}, "RANK='zero' is not an integer"),
     ({"RANK": "0", "WORLD_SIZE": "2.5"}, "WORLD_SIZE='2.5'"),
@@ -96,7 +103,7 @@ def test_launch_environment_through_main(monkeypatch, capsys):
 
 def test_no_launch_environment_means_self_launch():
     assert distributed.launch_env({}) is None
-    assert distributed.launch_env({"RANK": "1", "WORLD_SIZE": "2"}).rank == 1
+    assert distributed.launch_env({"RANK": "1", "WORLD_SIZE": "2", **RENDEZVOUS}).rank == 1
 
 
 @pytest.mark.parametrize("requested, gpus, ranks, expected", [

@@ -6,6 +6,7 @@ import argparse
 import datetime
 import importlib.util
 import os
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -177,6 +178,9 @@ def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
     for flag in ("out", "resume"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
             raise ConfigError(f"--{flag} {getattr(args, flag)!r} names no directory")
+        bad = next((c for c in getattr(args, flag) or "" if ord(c) < 32 or ord(c) == 127), None)
+        if bad is not None:  # printed on one line and written into the report
+            raise ConfigError(f"--{flag} {getattr(args, flag)[:60]!r} holds the control character {bad!r}")
     for axis in LAYOUT_FLAGS:
         value = getattr(args, axis)
         if value is not None and value < 1:
@@ -184,12 +188,21 @@ def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
     return args, record
 
 
+MAX_SELF_LAUNCH_RANKS = 64
+"""`python -m agrs_bench.run` starts every rank on this host: no host has more GPUs than this."""
+
+
 def launch_request(argv: list[str], stored: Callable[[str], dict[str, Any]] | None = None
                    ) -> tuple[str, int | None]:
     """For the self-launch parent, before it knows the world: the backend asked for and, when
     resuming, the run's world size."""
     args, record = _parse(argv, stored)
-    return args.backend, (record["layout"]["world_size"] if record is not None else None)
+    world = record["layout"]["world_size"] if record is not None else None
+    if world is not None and world > MAX_SELF_LAUNCH_RANKS:  # one process per rank on this host
+        raise ConfigError(f"--resume {args.resume!r}: the run had {world} ranks; a launch without "
+                          f"torchrun starts at most {MAX_SELF_LAUNCH_RANKS} on this host (resume it "
+                          "under torchrun on the hosts it ran on)")
+    return args.backend, world
 
 
 def default_out_dir(launch_id: str | None = None) -> str:
@@ -200,6 +213,20 @@ def default_out_dir(launch_id: str | None = None) -> str:
     return os.path.join("results", "runs", f"{stamp}-{suffix}")
 
 
+COMMIT_ENV = "AGRS_BENCH_COMMIT"
+"""Names the code when the checkout has no .git (results.machine.commit_info reads it)."""
+_COMMIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,99}")
+
+
+def check_environment(environ: Any = os.environ) -> None:
+    """Variables a run records verbatim: refused before the launch when they cannot be a name
+    (a newline in AGRS_BENCH_COMMIT would write a Markdown heading into report.md)."""
+    named = environ.get(COMMIT_ENV)
+    if named is not None and named.strip() and not _COMMIT_NAME.fullmatch(named.strip()):
+        raise ConfigError(f"environment variable {COMMIT_ENV}={named[:40]!r}{'...' if len(named) > 40 else ''} "
+                          "is not a commit name (letters, digits, . _ / + -, at most 100)")
+
+
 def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = None, gpus: int = 0,
                    local_world_size: int | None = None,
                    stored: Callable[[str], dict[str, Any]] | None = None) -> RunConfig:
@@ -207,6 +234,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
     is decided against the `gpus` visible and the `local_world_size` ranks of this node.
     `stored(run_dir)` returns the recorded configuration of a run to resume."""
     args, _ = _parse(argv, stored)
+    check_environment()
     if backend is None or args.backend != "auto":
         backend = decide_backend(args.backend, gpus,
                                  world_size if local_world_size is None else local_world_size)

@@ -92,6 +92,36 @@ def read_cells(run_dir: str, warn: Callable[[str], None] | None = None) -> list[
     return cells
 
 
+def cells_disagreement(run_dir: str, doc: dict[str, Any]) -> str | None:
+    """How the run's cells.jsonl disagrees with its results.json (None: it agrees, or there is
+    none, as in a kept baseline): cells one file has and the other lacks, or other samples."""
+    try:
+        cells = {schema.cell_key(b["params"]): b for b in read_cells(run_dir)}  # the last copy wins
+    except schema.SchemaError as err:
+        return str(err)
+    if not cells:
+        return None
+    kept = {schema.cell_key(b["params"]): b for b in doc["benchmarks"]}
+    only_cells = [schema.cell_id(c["params"]) for k, c in cells.items() if k not in kept]
+    only_doc = [schema.cell_id(b["params"]) for k, b in kept.items() if k not in cells]
+    other = [schema.cell_id(b["params"]) for k, b in kept.items()
+             if k in cells and cells[k]["stats"]["data"] != b["stats"]["data"]]
+    parts = [f"{len(names)} cell(s) {what} (first {names[0]})" for names, what in (
+        (only_cells, f"in {CELLS_FILE} but not in {RESULTS_FILE}"),
+        (only_doc, f"in {RESULTS_FILE} but not in {CELLS_FILE}"),
+        (other, f"with other samples in {CELLS_FILE} than in {RESULTS_FILE}")) if names]
+    return f"{'; '.join(parts)}; the report shows {RESULTS_FILE}" if parts else None
+
+
+def unfinished(run_dir: str) -> str | None:
+    """Why a run directory has no results.json to report yet (None when it has one, or holds no run)."""
+    if os.path.lexists(os.path.join(run_dir, RESULTS_FILE)) or not any(
+            os.path.lexists(os.path.join(run_dir, name)) for name in (CONFIG_FILE, CELLS_FILE)):
+        return None
+    return (f"run directory {run_dir!r} has no {RESULTS_FILE} yet: its run is in progress, or ended "
+            f"before writing it (finish it with --resume {run_dir})")
+
+
 def _paired_data(bench: dict[str, Any], other: dict[str, Any] | None) -> list[float] | None:
     """`other`'s samples when they pair with `bench`'s round by round (same comparison, same
     number of rounds), else None."""

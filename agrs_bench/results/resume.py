@@ -34,7 +34,8 @@ def stored_config(run_dir: str) -> dict[str, Any]:
             if name == results.CONFIG_FILE:
                 return schema.load_config(path)
             meta = schema.load(path)["agrs_bench"]
-            return schema.validate_config(meta.get("config"), f"{path} agrs_bench.config")
+            return schema.validate_config(schema.complete_record(meta.get("config")),
+                                          f"{path} agrs_bench.config")
         except schema.SchemaError as err:
             raise ConfigError(f"--resume {run_dir!r}: {err}") from None
     raise ConfigError(f"--resume {run_dir!r} holds no run (no {results.CONFIG_FILE} or "

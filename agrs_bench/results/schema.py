@@ -16,7 +16,7 @@ import re
 from typing import Any, Callable
 
 from agrs_bench import safe_files
-from agrs_bench.vocab import size_label  # noqa: F401 (cell names use it; renderers import it here)
+from agrs_bench.vocab import DEFAULT_ISSUE, size_label  # noqa: F401 (cell names use it; renderers import it here)
 
 SCHEMA_VERSION = 2
 # 1: each cell timed alone (before the paired engine); 2: the cells of a comparison sampled in
@@ -281,6 +281,25 @@ CONFIG_OPTIONAL = {"argv": (lambda v: isinstance(v, list) and all(isinstance(a, 
                               "a non-empty list of issue styles")}
 
 
+# Fields the record gained after runs had been recorded without them, each with the value such
+# a run used: the feature did not exist yet (so it was off), or the value was the only one.
+ADDED_FIELDS: dict[str, Any] = {
+    # 2026-11-27 (merge of the first resume code): held timing, telemetry, the reference,
+    # CUDA graphs and NCCL options; the runs recorded before timed launch-bound, without them.
+    "reference": False, "hide_launch": False, "telemetry": False, "graph": False,
+    "ag_options": "default", "rs_options": "default", "sweep_nccl_options": False,
+    # 2026-11-29: --trace (the paired engine) and --issue (megatron_fsdp issue style).
+    "trace": False, "issues": [DEFAULT_ISSUE],
+}
+
+
+def complete_record(record: Any) -> Any:
+    """An older version's record with the fields it lacks filled in as that version ran."""
+    if not isinstance(record, dict):
+        return record  # validate_config names what it is
+    return {**{k: v for k, v in ADDED_FIELDS.items() if k not in record}, **record}
+
+
 def validate_config(record: Any, origin: str) -> dict[str, Any]:
     """A run's recorded configuration (RunConfig.record(), plus `cells` in config.json)."""
     if not isinstance(record, dict):
@@ -329,7 +348,7 @@ def load(path: str) -> dict[str, Any]:
 
 def load_config(path: str) -> dict[str, Any]:
     """Read and validate a config.json."""
-    return validate_config(read_json(path, limit_bytes=safe_files.CONFIG_LIMIT_BYTES), path)
+    return validate_config(complete_record(read_json(path, limit_bytes=safe_files.CONFIG_LIMIT_BYTES)), path)
 
 
 def parse_cells(raw: bytes, origin: str) -> tuple[list[dict[str, Any]], list[str]]:
