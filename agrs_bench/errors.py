@@ -51,13 +51,14 @@ def cli_entry(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
 
 # int() and float() read any Unicode digits ('٤' is 4) and float() reads 'nan' and 'inf': a flag
 # value is digits 0-9, so that what the user sees is what the run records.
-_INTEGER_RE = re.compile(r"[+-]?[0-9]{1,18}")
+_INTEGER_RE = re.compile(r"[+-]?[0-9]{1,30}")
 _WORDS = ("inf", "infinity", "nan")
-_NUMBER_RE = re.compile(r"[+-]?([0-9]{1,18}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
+_NUMBER_RE = re.compile(r"[+-]?([0-9]{1,30}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 
 
 def integer(text: str) -> int:
-    """argparse type: an integer in ASCII digits (at most 18 of them)."""
+    """argparse type: an integer in ASCII digits (at most 30 of them; the checks of the value
+    name the range it must lie in)."""
     if not _INTEGER_RE.fullmatch(text.strip()):
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer (digits 0-9)")
     return int(text)

@@ -168,6 +168,10 @@ def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
     """Flags over the TOML file over (with --resume) the run's recorded configuration."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for flag in ("out", "resume"):
+        bad = next((c for c in getattr(args, flag) or "" if ord(c) < 32 or ord(c) == 127), None)
+        if bad is not None:  # printed on one line and written into the report
+            raise ConfigError(f"--{flag} {getattr(args, flag)[:60]!r} holds the control character {bad!r}")
     record = stored(args.resume) if args.resume and stored else None
     if record is not None:
         parser.set_defaults(**defaults_from_record(record))
@@ -178,9 +182,6 @@ def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
     for flag in ("out", "resume"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
             raise ConfigError(f"--{flag} {getattr(args, flag)!r} names no directory")
-        bad = next((c for c in getattr(args, flag) or "" if ord(c) < 32 or ord(c) == 127), None)
-        if bad is not None:  # printed on one line and written into the report
-            raise ConfigError(f"--{flag} {getattr(args, flag)[:60]!r} holds the control character {bad!r}")
     for axis in LAYOUT_FLAGS:
         value = getattr(args, axis)
         if value is not None and value < 1:

@@ -126,7 +126,8 @@ def take_run_dir(cfg: RunConfig) -> RunDirLock:
         except OSError as err:
             for folder in reversed(made):  # leave no empty folders behind a refusal
                 try:
-                    os.rmdir(folder)
+                    if os.path.isdir(folder):
+                        os.rmdir(folder)
                 except OSError:
                     break
             raise ConfigError(f"--out {out[:60]!r} cannot be created ({err.strerror})") from None
