@@ -1,12 +1,13 @@
 """A Ctrl-C while a command starts ends it with one line on stderr, not an import traceback.
 
-In the first second of a command Python imports torch, numpy or pandas. A KeyboardInterrupt raised inside an import can be swallowed half-way by the library being
-imported and come out as some other error (numpy's "module has no attribute ..."), so while a
-program starts, SIGINT does not raise: it prints the line and ends the process at once (nothing
-has been written yet). `started()` gives SIGINT back to Python once the imports are done; from
-then on the commands catch KeyboardInterrupt themselves, and a hook turns one that nothing
-caught into the same line. Nothing here imports more than the standard library's smallest
-modules, so the window before `starting` is the interpreter's own start.
+In the first second of a command Python imports torch, numpy or pandas. A KeyboardInterrupt
+raised inside an import can be swallowed half-way by the library being imported and come out
+as some other error (numpy's "module has no attribute ..."), so while a program starts, SIGINT
+does not raise: it prints the line and ends the process at once (nothing has been written yet).
+`started()` gives SIGINT back to Python once the imports are done; from then on the commands
+catch KeyboardInterrupt themselves, and a hook turns one that nothing caught into the same line.
+Nothing here imports more than the standard library's smallest modules, so the window before
+`starting` is the interpreter's own start.
 """
 
 from __future__ import annotations
