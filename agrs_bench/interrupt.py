@@ -7,7 +7,8 @@ does not raise: it prints the line and ends the process at once (nothing has bee
 `started()` gives SIGINT back to Python once the imports are done; from then on the commands
 catch KeyboardInterrupt themselves, and a hook turns one that nothing caught into the same line.
 Nothing here imports more than the standard library's smallest modules, so the window before
-`starting` is the interpreter's own start.
+`starting` is the interpreter's own start and the compiling of the entry module (a few tenths
+of a second), which no code of ours can reach.
 """
 
 from __future__ import annotations
