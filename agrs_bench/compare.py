@@ -3,7 +3,7 @@
 BASE and HEAD each name one or more launches, comma-separated: a run directory, a results.json,
 or a folder whose subfolders are run directories (what scripts/ab.sh writes). Exit status: 0 no
 regression, 1 a regression, 2 bad input, 3 runs that cannot be compared (another GPU model, GPU
-count, layout or dtype) unless --allow-mismatch.
+count, layout or dtype) unless --allow-mismatch, 70 a failure of this program itself.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import sys
+import traceback
 
 from agrs_bench import interrupt, safe_files
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
@@ -28,11 +29,14 @@ from agrs_bench.gate import markdown as compare_md
 from agrs_bench.gate import verdicts as gate
 from agrs_bench.results import baseline, launches, schema
 from agrs_bench.results.files import write_atomic
+from agrs_bench.results.rundir import check_path_text
 
 PROG = "agrs_bench.compare"
 COMPARISON_FILE = "comparison.md"
 EXIT_REGRESSED = 1
 EXIT_MISMATCH = 3
+EXIT_INTERNAL = 70
+"""A failure of this program itself (EX_SOFTWARE): never 1, which CI reads as a regression."""
 
 
 def resolve(spec: str) -> list[str]:
@@ -81,7 +85,23 @@ def _check_writable_file(path: str, flag: str) -> None:
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
     interrupt.started()
+    try:
+        return _gate(argv)
+    except (ConfigError, SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as err:  # a bug must not read as a regression (exit 1) to CI
+        print(f"{PROG}: internal error: {type(err).__name__}: {' '.join(str(err).split())[:300]} "
+              f"(exit {EXIT_INTERNAL}; please report it)", file=sys.stderr, flush=True)
+        if os.environ.get("AGRS_BENCH_TRACEBACK"):
+            traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def _gate(argv: list[str] | None) -> int:
     args = parse_args(argv)
+    for flag, value in (("--out", args.out), ("--export-github-benchmark", args.export_github_benchmark)):
+        if value is not None:
+            check_path_text(value, flag)
     threshold = _threshold(args.threshold)
     try:
         base_paths, head_paths = resolve(args.base), resolve(args.head)

@@ -198,3 +198,22 @@ def test_report_names_a_cells_file_that_disagrees(tmp_path, capsys):
     (tmp_path / "cells.jsonl").write_text("".join(json.dumps(b) + "\n" for b in other[:-1]))
     text = results.cells_disagreement(str(tmp_path), doc)
     assert "17 cell(s) with other samples" in text and "1 cell(s) in results.json but not in cells.jsonl" in text
+
+
+def test_a_bug_in_the_gate_is_not_a_regression(tmp_path, capsys, monkeypatch):
+    from agrs_bench import compare
+
+    base = _write_run(tmp_path / "base", synthetic.launch(seed=1))
+    head = _write_run(tmp_path / "head", synthetic.launch(seed=2))
+    monkeypatch.setattr(compare.gate, "compare", lambda *a, **k: 1 / 0)
+    assert compare.main([base, head, "--no-plots", "--out", str(tmp_path / "cmp")]) == compare.EXIT_INTERNAL
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error: ZeroDivisionError" in err[0]
+
+
+@pytest.mark.parametrize("flag", ["--out", "--export-github-benchmark"])
+def test_control_characters_in_compare_outputs(flag, tmp_path, capsys, monkeypatch):
+    base = _write_run(tmp_path / "base", synthetic.launch(seed=1))
+    head = _write_run(tmp_path / "head", synthetic.launch(seed=2))
+    argv = ["compare", base, head, "--no-plots", *(["--out", "cmp"] if flag != "--out" else []), flag, "x\ny"]
+    assert "control character" in _exit_2(argv, capsys, monkeypatch, tmp_path)

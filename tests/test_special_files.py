@@ -192,3 +192,9 @@ def test_read_bytes_stops_at_the_limit(tmp_path):
     assert safe_files.read_bytes(str(tmp_path / "f"), 100) == b"x" * 100
     with pytest.raises(safe_files.FileTooLarge):
         safe_files.read_bytes(str(tmp_path / "f"), 99)
+
+
+def test_appending_a_cell_to_a_pipe_fails_at_once(tmp_path):
+    os.mkfifo(tmp_path / "cells.jsonl")
+    with pytest.raises(OSError, match="cannot append cell"):
+        results.append_cell(str(tmp_path), {"name": "x"})

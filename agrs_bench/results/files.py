@@ -7,8 +7,10 @@ half a file; cells.jsonl is appended and flushed per cell, so a crash loses no f
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
+import stat
 from typing import Any, Callable, Iterable
 
 from agrs_bench import safe_files
@@ -54,8 +56,12 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
 
 def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
     path = os.path.join(run_dir, CELLS_FILE)
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
+    try:  # O_NONBLOCK: a named pipe put in its place fails at once instead of holding the run
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise safe_files.NotRegularFile(errno.EINVAL, f"is {safe_files.kind_of(os.fstat(fd).st_mode)}, "
+                                                              "not a regular file")
             fh.write(json.dumps(benchmark) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
