@@ -24,7 +24,7 @@ import sys
 import traceback
 
 from agrs_bench import interrupt, safe_files
-from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
+from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail, number
 from agrs_bench.gate import markdown as compare_md
 from agrs_bench.gate import verdicts as gate
 from agrs_bench.results import baseline, launches, schema
@@ -46,9 +46,9 @@ def resolve(spec: str) -> list[str]:
 
 def _threshold(text: str) -> float:
     try:
-        pct = float(text)
-    except ValueError:
-        raise ConfigError(f"--threshold {text!r} is not a number (a percentage, e.g. 5)") from None
+        pct = number(text)  # ASCII digits: float() would take '٥'
+    except argparse.ArgumentTypeError:
+        raise ConfigError(f"--threshold {text[:40]!r} is not a number (a percentage, e.g. 5)") from None
     if not 0 < pct < 100:
         raise ConfigError(f"--threshold {text!r} must lie strictly between 0 and 100 (percent)")
     return pct / 100

@@ -217,3 +217,31 @@ def test_control_characters_in_compare_outputs(flag, tmp_path, capsys, monkeypat
     head = _write_run(tmp_path / "head", synthetic.launch(seed=2))
     argv = ["compare", base, head, "--no-plots", *(["--out", "cmp"] if flag != "--out" else []), flag, "x\ny"]
     assert "control character" in _exit_2(argv, capsys, monkeypatch, tmp_path)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--threshold", "٥"], "--threshold '٥' is not a number"),
+    (["--threshold", "1e-400"], "strictly between 0 and 100"),
+    (["--threshold", "nan"], "strictly between 0 and 100"),
+])
+def test_gate_threshold_digits(argv, needle, tmp_path, capsys, monkeypatch):
+    base = _write_run(tmp_path / "base", synthetic.launch(seed=1))
+    head = _write_run(tmp_path / "head", synthetic.launch(seed=2))
+    assert needle in _exit_2(["compare", base, head, "--no-plots", "--out", "cmp", *argv], capsys, monkeypatch,
+                             tmp_path)
+
+
+@pytest.mark.parametrize("name, root, needle", [
+    ("x" * 300, "b", "at most 100"),
+    ("x", "fifo/c/d", "is not writable"),
+])
+def test_baseline_refusals_leave_no_folders(name, root, needle, tmp_path, capsys, monkeypatch):
+    os.mkfifo(tmp_path / "fifo")
+    run = _write_run(tmp_path / "r", synthetic.launch(seed=1))
+    assert needle in _exit_2(["baseline", run, name, "--allow-few", "--dir", root], capsys, monkeypatch, tmp_path)
+
+
+def test_sizes_beyond_what_a_run_holds(tmp_path):
+    sizes = ",".join(f"{32 * i}B" for i in range(1, 1100))
+    with pytest.raises(ConfigError, match="--sizes names 1099 sizes"):
+        parse_run_args(["--sizes", sizes, "--out", str(tmp_path / "r")], world_size=2, backend="gloo")

@@ -20,6 +20,8 @@ MAX_WARMUP = 1_000_000
 MAX_OPS_PER_SAMPLE = 100_000
 """measure.timing's own cap on ops per sample."""
 MAX_LAYERS = 4096
+MAX_SIZES = 1000
+"""Sizes per list (--sizes, --step-sizes): every one is a row of cells; the default sweep has 6."""
 
 
 def check_run_bounds(cfg: Any) -> None:
@@ -29,6 +31,9 @@ def check_run_bounds(cfg: Any) -> None:
                               ("--layers", cfg.step_layers, MAX_LAYERS)):
         if value > most:
             raise ConfigError(f"{flag} {value} is more than a run can hold (at most {most})")
+    for flag, sizes in (("--sizes", cfg.sizes_bytes), ("--step-sizes", cfg.step_sizes_bytes)):
+        if len(sizes) > MAX_SIZES:
+            raise ConfigError(f"{flag} names {len(sizes)} sizes, more than a run can hold (at most {MAX_SIZES})")
     sample_s = cfg.target_sample_ms / 1e3 if cfg.ops_per_sample == 0 else cfg.ops_per_sample * MIN_OP_S
     if cfg.ops_per_sample == 0 and sample_s >= cfg.timeout_s:
         raise ConfigError(f"--sample-ms {cfg.target_sample_ms:g}: one sample would outlast --timeout "

@@ -103,14 +103,16 @@ def _check(launches: list[tuple[str, dict[str, Any]]], allow_few: bool) -> None:
 def keep(runs: str, name: str | None = None, *, root: str = DEFAULT_ROOT, force: bool = False,
          allow_few: bool = False) -> str:
     """Copy every named launch to ROOT/NAME/baseline/launch-<k>/results.json; returns the folder."""
-    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise ConfigError(f"baseline name {name!r} must be letters, digits, '.', '_' or '-'")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise ConfigError(f"baseline name {name[:60]!r} must be letters, digits, '.', '_' or '-' "
+                          "(at most 100)")
     launches = _load_all(runs)
     _check(launches, allow_few)
     folder = baseline_dir(launches[0][1]["machine_info"], root, name)
     if os.path.exists(folder) and not force:
         raise ConfigError(f"baseline {folder!r} already exists; pass --force to replace it")
     parent = os.path.dirname(folder)
+    made = [p for p in (os.path.dirname(parent), parent) if not os.path.lexists(p)]
     try:
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".baseline-", dir=parent)
@@ -129,6 +131,9 @@ def keep(runs: str, name: str | None = None, *, root: str = DEFAULT_ROOT, force:
             if os.path.exists(staging):
                 shutil.rmtree(staging)
     except OSError as err:
+        for created in reversed(made):  # a refusal leaves no empty folders behind
+            if os.path.isdir(created) and not os.listdir(created):
+                os.rmdir(created)
         raise ConfigError(f"baseline folder {parent!r} is not writable ({err.strerror})") from None
     return folder
 
