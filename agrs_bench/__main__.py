@@ -6,16 +6,11 @@ Commands: run, compare, report, baseline, topology. Each is the same program as 
 
 from __future__ import annotations
 
-# The SIGINT hook goes in before the imports that take a second (E402 is that order).
-# ruff: noqa: E402
-from agrs_bench import interrupt
-
-interrupt.starting("agrs-bench")  # this module is only ever a program's entry
-
 import importlib
 import signal
 import sys
 
+from agrs_bench import interrupt
 from agrs_bench.errors import fail
 
 COMMANDS = {
@@ -35,7 +30,14 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    interrupt.starting(PROG)  # before the command's imports (torch, pandas: a second or more)
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        interrupt.started(uncaught_too=True)
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         fail(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})", PROG)
     try:
-        module = importlib.import_module(COMMANDS[command][0])  # torch, pandas: a second or more
+        module = importlib.import_module(COMMANDS[command][0])
         interrupt.started()
         return module.main(rest)
     except KeyboardInterrupt:  # what the command itself does not catch: one line, no traceback

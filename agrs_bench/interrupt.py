@@ -31,15 +31,19 @@ def starting(prog: str) -> None:
         if issubclass(kind, KeyboardInterrupt):
             print(f"{prog}: interrupted (SIGINT)", file=sys.stderr, flush=True)
         else:
-            previous(kind, value, tb)
+            hook.previous(kind, value, tb)  # type: ignore[attr-defined]
 
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when SIGINT is ignored
         signal.signal(signal.SIGINT, while_starting)
-    previous = sys.excepthook
-    sys.excepthook = hook
+    if not hasattr(sys.excepthook, "previous"):
+        hook.previous = sys.excepthook  # type: ignore[attr-defined]
+        sys.excepthook = hook
 
 
-def started() -> None:
-    """The imports are done: SIGINT raises KeyboardInterrupt again, for the command to handle."""
+def started(uncaught_too: bool = False) -> None:
+    """The imports are done: SIGINT raises KeyboardInterrupt again, for the command to handle;
+    with `uncaught_too`, an uncaught one prints its traceback again (a command called in-process)."""
     if getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "while_starting":
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if uncaught_too and hasattr(sys.excepthook, "previous"):
+        sys.excepthook = sys.excepthook.previous

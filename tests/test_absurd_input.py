@@ -175,7 +175,7 @@ def test_proc_is_not_blamed_as_read_only(tmp_path, capsys, monkeypatch):
 
 
 def test_stop_after_the_last_cell_is_not_called_incomplete(tmp_path):
-    assert "the finished cells are in" in rundir.stopped_line(str(tmp_path), "SIGINT")
+    assert "no cell had finished" in rundir.stopped_line(str(tmp_path), "SIGINT")
     doc = synthetic.launch()
     (tmp_path / "results.json").write_text(json.dumps(doc))
     assert "after the run completed; all 18 cell(s)" in rundir.stopped_line(str(tmp_path), "SIGINT")

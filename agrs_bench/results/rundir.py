@@ -213,8 +213,13 @@ def stopped_line(out_dir: str, signal_name: str) -> str:
     try:
         doc = schema.load(path)
     except schema.SchemaError:
-        return (f"stopped by {signal_name}; the finished cells are in {os.path.join(out_dir, results.CELLS_FILE)} "
-                f"(finish the run with --resume {out_dir})")
+        try:
+            done = len(results.read_cells(out_dir))
+        except schema.SchemaError:
+            done = 0
+        kept = (f"{done} finished cell(s) are in {os.path.join(out_dir, results.CELLS_FILE)}" if done
+                else "no cell had finished")
+        return f"stopped by {signal_name}; {kept} (finish the run with --resume {out_dir})"
     kept = len(doc["benchmarks"])
     if doc["agrs_bench"].get("complete"):
         return f"stopped by {signal_name} after the run completed; all {kept} cell(s) are in {path}"
