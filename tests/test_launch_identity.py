@@ -52,14 +52,23 @@ def test_honest_comparison_passes(tmp_path, capsys):
     lambda r: [r, "LINK"],
     lambda r: [r, "COPY"],
     lambda r: [r, "COPY_NEW_ID"],
-])
+    lambda r: [r, "SHUFFLED"],
+    lambda r: [r, "ONE_CELL"],
+], ids=["thrice", "spellings", "dotdot", "link", "copy", "copy with a new id", "samples shuffled",
+        "one cell kept"])
 def test_repeating_a_launch_cannot_fake_replicates(spell, tmp_path, capsys):
     r = _run(tmp_path, "R", R_DOC)
     h = _run(tmp_path, "H", H_DOC)
     os.symlink(r, tmp_path / "LINK")
     shutil.copytree(r, tmp_path / "COPY")
     _run(tmp_path, "COPY_NEW_ID", dict(R_DOC, agrs_bench={**R_DOC["agrs_bench"], "launch_id": "a" * 32}))
-    names = [str(tmp_path / p) if p in ("LINK", "COPY", "COPY_NEW_ID") else p for p in spell(r)]
+    shuffled = json.loads(json.dumps(R_DOC))
+    for bench in shuffled["benchmarks"]:
+        bench["stats"]["data"].reverse()
+    _run(tmp_path, "SHUFFLED", shuffled)
+    _run(tmp_path, "ONE_CELL", dict(R_DOC, benchmarks=R_DOC["benchmarks"][5:6]))
+    fakes = ("LINK", "COPY", "COPY_NEW_ID", "SHUFFLED", "ONE_CELL")
+    names = [str(tmp_path / p) if p in fakes else p for p in spell(r)]
     before = _tree(tmp_path)
     status, err = _gate([",".join(names), h, "--out", str(tmp_path / "cmp")], capsys)
     assert status == 2 and len(err) == 1 and "the same launch is given twice in base" in err[0], err

@@ -5,9 +5,9 @@ The gate's argument is that launches are independent units: launch-to-launch noi
 from their spread. The same run directory named three times (or spelled `R`, `R/`,
 `R/results.json`, through a symbolic link, or copied) would pass for three launches that agree
 perfectly, and a 10% slower copy of it would read as a regression on every cell. So a launch is
-known by the id its run recorded (config.json and results.json `agrs_bench.launch_id`), and a
-file written before ids existed by a fingerprint of its samples: two independent launches never
-draw the same samples for every cell.
+known by the id its run recorded (config.json and results.json `agrs_bench.launch_id`), and by
+the samples of each of its cells: two independent launches never draw the same samples for a
+cell, so a file written before ids existed, or a copy with its id edited, is known too.
 """
 
 from __future__ import annotations
@@ -44,17 +44,24 @@ def recorded_id(run_dir: str, config_file: str) -> str | None:
     return value if isinstance(value, str) and LAUNCH_ID_RE.fullmatch(value) else None
 
 
+MIN_SAMPLES_TO_MATCH = 3
+"""Cells with fewer samples are not matched by them (two short lists may coincide by chance)."""
+
+
 def identities(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    """What names a launch: its recorded id, and the fingerprint of its samples (a file older
-    than ids, or a copy whose id was edited, is still known by them). Empty for a file with
-    neither (no cells: nothing in it can count twice)."""
+    """What names a launch: its recorded id, and the samples of each of its cells, in any order
+    (a file older than ids, a copy whose id was edited, a copy with cells dropped or samples
+    shuffled is still known by them: independent launches never draw the same samples for a
+    cell). Empty for a file with neither."""
     keys = []
     launch_id = doc["agrs_bench"].get(LAUNCH_ID_KEY)
     if launch_id:
         keys.append(("launch id", launch_id))
-    samples = sorted((schema.cell_id(b["params"]), b["stats"]["data"]) for b in doc["benchmarks"])
-    if samples:
-        keys.append(("samples fingerprint", hashlib.sha256(json.dumps(samples).encode()).hexdigest()[:16]))
+    for bench in doc["benchmarks"]:
+        data = bench["stats"]["data"]
+        if len(data) >= MIN_SAMPLES_TO_MATCH:
+            digest = hashlib.sha256(json.dumps(sorted(data)).encode()).hexdigest()[:16]
+            keys.append((f"samples of cell {schema.cell_id(bench['params'])}", digest))
     return keys
 
 
@@ -67,8 +74,9 @@ def refuse_repeats(launches: Sequence[tuple[str, dict[str, Any], str]]) -> None:
             if key in seen:
                 first_path, first_side = seen[key]
                 where = f"in {side}" if first_side == side else f"in {first_side} and in {side}"
+                same = f"{key[0]} {key[1]}" if key[0] == "launch id" else key[0]
                 raise schema.SchemaError(
                     f"the same launch is given twice {where}: {first_path!r} and {path!r} (same "
-                    f"{key[0]} {key[1]}); each launch counts once (run it again for another launch)")
+                    f"{same}); each launch counts once (run it again for another launch)")
         for key in identities(doc):
             seen[key] = (path, side)
