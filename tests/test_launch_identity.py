@@ -140,3 +140,13 @@ def test_empty_run_csv_is_a_header(tmp_path):
     results.write_run(str(tmp_path), results.build_document(
         [], machine_info={}, commit_info={}, config={}, missing_cells=["x"], started_utc="x"))
     assert (tmp_path / "results.csv").read_text().startswith("mode,buffer,source,size_bytes")
+
+
+def test_steady_cells_of_two_real_launches_may_coincide():
+    """Few distinct ticks (a steady kernel, coarse events) are no proof of a copy; the whole file is."""
+    one, two = json.loads(json.dumps(R_DOC)), json.loads(json.dumps(synthetic.launch(seed=9)))
+    for doc in (one, two):
+        doc["benchmarks"][0]["stats"]["data"] = [2.0e-3, 2.0005e-3, 2.0e-3]
+    launches.refuse_repeats([("one", one, "base"), ("two", two, "base")])
+    with pytest.raises(schema.SchemaError, match="samples in every cell"):
+        launches.refuse_repeats([("one", one, "base"), ("copy", json.loads(json.dumps(one)), "base")])

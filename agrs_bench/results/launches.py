@@ -44,25 +44,32 @@ def recorded_id(run_dir: str, config_file: str) -> str | None:
     return value if isinstance(value, str) and LAUNCH_ID_RE.fullmatch(value) else None
 
 
-MIN_SAMPLES_TO_MATCH = 3
-"""Cells with fewer samples are not matched by them (two short lists may coincide by chance)."""
+MIN_DISTINCT_TO_MATCH = 5
+"""A cell is matched by its samples only when it has this many distinct values: CUDA events tick
+in 0.5 us, so a few samples of a steady kernel may coincide between two real launches by chance;
+five distinct ticks coincide with odds of about one in a million, twenty practically never."""
 
 
 def identities(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    """What names a launch: its recorded id, and the samples of each of its cells, in any order
-    (a file older than ids, a copy whose id was edited, a copy with cells dropped or samples
-    shuffled is still known by them: independent launches never draw the same samples for a
-    cell). Empty for a file with neither."""
+    """What names a launch: its recorded id, all its samples, and the samples of each of its
+    cells, in any order (a file older than ids, a copy whose id was edited, a copy with cells
+    dropped or samples shuffled is still known by them: independent launches never draw the same
+    samples for a cell). Empty for a file with neither."""
     keys = []
     launch_id = doc["agrs_bench"].get(LAUNCH_ID_KEY)
     if launch_id:
         keys.append(("launch id", launch_id))
-    for bench in doc["benchmarks"]:
-        data = bench["stats"]["data"]
-        if len(data) >= MIN_SAMPLES_TO_MATCH:
-            digest = hashlib.sha256(json.dumps(sorted(data)).encode()).hexdigest()[:16]
-            keys.append((f"samples of cell {schema.cell_id(bench['params'])}", digest))
+    cells = sorted((schema.cell_id(b["params"]), sorted(b["stats"]["data"])) for b in doc["benchmarks"])
+    if cells:  # the whole file's samples: a copy of a launch whose cells have few samples
+        keys.append(("samples in every cell", _digest(cells)))
+    for name, data in cells:
+        if len(set(data)) >= MIN_DISTINCT_TO_MATCH:
+            keys.append((f"samples of cell {name}", _digest(data)))
     return keys
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
 
 
 def refuse_repeats(launches: Sequence[tuple[str, dict[str, Any], str]]) -> None:
