@@ -245,3 +245,17 @@ def test_sizes_beyond_what_a_run_holds(tmp_path):
     sizes = ",".join(f"{32 * i}B" for i in range(1, 1100))
     with pytest.raises(ConfigError, match="--sizes names 1099 sizes"):
         parse_run_args(["--sizes", sizes, "--out", str(tmp_path / "r")], world_size=2, backend="gloo")
+
+
+@pytest.mark.parametrize("gpu_name", ["../../escaped", "/abs/path", "..", "a\nb", "x" * 5000])
+def test_a_gpu_name_cannot_move_the_baseline(gpu_name, tmp_path, monkeypatch):
+    from agrs_bench.results import baseline
+
+    runs = []
+    for k in range(3):
+        doc = synthetic.launch(seed=k)
+        doc["machine_info"]["gpu_name"] = gpu_name
+        runs.append(_write_run(tmp_path / "in" / f"l{k}", doc))
+    folder = baseline.keep(",".join(runs), root=str(tmp_path / "root"))
+    assert os.path.realpath(folder).startswith(str(tmp_path / "root") + os.sep)
+    assert len(os.path.basename(os.path.dirname(folder))) <= 60

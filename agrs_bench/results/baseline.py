@@ -35,11 +35,12 @@ VENDOR_WORDS = {"nvidia", "tesla", "geforce", "amd", "instinct", "radeon"}
 def card_name(gpu_name: str | None) -> str:
     """The short lowercase model: the first word that mixes letters and digits (h100, a100, l40s,
     mi300x), else the remaining words joined with '-'; 'cpu' for a CPU run."""
-    words = [w for w in re.split(r"[\s_-]+", (gpu_name or "cpu").lower()) if w and w not in VENDOR_WORDS]
+    # Letters and digits only: the name becomes a folder, and results.json is input ('../..').
+    words = [w for w in re.split(r"[^a-z0-9]+", (gpu_name or "cpu").lower()) if w and w not in VENDOR_WORDS]
     for word in words:
-        if re.fullmatch(r"[a-z]+\d+[a-z]*", word):
-            return word
-    return "-".join(words) or "cpu"
+        if re.fullmatch(r"[a-z]+[0-9]+[a-z]*", word):
+            return word[:40]
+    return "-".join(words)[:40].strip("-") or "cpu"
 
 
 def default_name(machine_info: dict[str, Any]) -> str:
