@@ -247,7 +247,7 @@ def test_sizes_beyond_what_a_run_holds(tmp_path):
         parse_run_args(["--sizes", sizes, "--out", str(tmp_path / "r")], world_size=2, backend="gloo")
 
 
-@pytest.mark.parametrize("gpu_name", ["../../escaped", "/abs/path", "..", "a\nb", "x" * 5000])
+@pytest.mark.parametrize("gpu_name", ["../../escaped", "/abs/path", "..", "x" * 200], ids=lambda v: v[:12])
 def test_a_gpu_name_cannot_move_the_baseline(gpu_name, tmp_path, monkeypatch):
     from agrs_bench.results import baseline
 
@@ -259,3 +259,18 @@ def test_a_gpu_name_cannot_move_the_baseline(gpu_name, tmp_path, monkeypatch):
     folder = baseline.keep(",".join(runs), root=str(tmp_path / "root"))
     assert os.path.realpath(folder).startswith(str(tmp_path / "root") + os.sep)
     assert len(os.path.basename(os.path.dirname(folder))) <= 60
+
+
+@pytest.mark.parametrize("where, value", [
+    (("machine_info", "gpu_name"), "H100\n## PASS"), (("commit_info", "id"), "abc\n# injected"),
+    (("benchmarks", 0, "params", "source"), "single_comm\n| x |"), (("benchmarks", 0, "params", "mode"), "a b"),
+])
+def test_names_from_a_results_file_are_one_line(where, value, tmp_path, capsys, monkeypatch):
+    doc = synthetic.launch(seed=1)
+    target = doc
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    base = _write_run(tmp_path / "base", doc)
+    head = _write_run(tmp_path / "head", synthetic.launch(seed=2))
+    assert where[-1] in _exit_2(["compare", base, head, "--no-plots", "--out", "cmp"], capsys, monkeypatch, tmp_path)

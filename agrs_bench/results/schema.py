@@ -120,6 +120,12 @@ def _str_or_none(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
+def _line_or_none(value: Any) -> bool:
+    """Reports print it in a line of Markdown: no newline or other control character."""
+    return value is None or (isinstance(value, str) and len(value) <= 200
+                             and not any(ord(c) < 32 or ord(c) == 127 for c in value))
+
+
 def _number_or_none(value: Any) -> bool:
     return value is None or _is_number(value)
 
@@ -129,12 +135,18 @@ def _interval_or_none(value: Any) -> bool:
                              and all(_is_number(v) for v in value))
 
 
+def _name(value: Any) -> bool:
+    """A cell's names go into file names, table rows and Markdown: no spaces, newlines or '|'."""
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.:=+/-]{1,120}", value) is not None
+
+
+_NAME = (_name, "a name (letters, digits and _ . : = + / -)")
 PARAM_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "mode": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "buffer": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "source": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "mode": _NAME,
+    "buffer": _NAME,
+    "source": _NAME,
     "size_bytes": (lambda v: _is_count(v) and v > 0, "a positive integer"),
-    "dtype": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "dtype": _NAME,
     "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
     "group_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
 }
@@ -160,8 +172,7 @@ def validate_cell(bench: Any, origin: str, field: str = "cell") -> dict[str, Any
             raise SchemaError(f"{origin}: {field}.params lacks {key!r}")
         _need(check(params[key]), origin, f"{field}.params.{key}", params[key], what)
     for key in OPTIONAL_PARAMS:
-        _optional(params, key, lambda v: isinstance(v, str) and bool(v), origin, f"{field}.params",
-                  "a non-empty string")
+        _optional(params, key, _name, origin, f"{field}.params", _NAME[1])
     stats = _object(bench["stats"], origin, f"{field}.stats")
     lacking = [k for k in STATS_KEYS if k not in stats]
     if lacking:  # pytest-benchmark compare and our renderers read every one of these
@@ -223,7 +234,7 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
     for key in ("config", "summary", "megatron_core"):
         _optional(meta, key, lambda v: isinstance(v, dict), origin, "agrs_bench", "an object")
     info = _object(doc["machine_info"], origin, "machine_info")
-    _optional(info, "gpu_name", _str_or_none, origin, "machine_info", "a string or null")
+    _optional(info, "gpu_name", _line_or_none, origin, "machine_info", "one line of text or null")
     _optional(info, "backend", _str_or_none, origin, "machine_info", "a string or null")
     _optional(info, "world_size", lambda v: v is None or (_is_count(v) and v > 0), origin, "machine_info",
               "a positive integer")
@@ -233,7 +244,7 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
     _optional(info, "layout", lambda v: v is None or isinstance(v, (dict, str)), origin, "machine_info",
               "an object")
     commit = _object(doc["commit_info"], origin, "commit_info")
-    _optional(commit, "id", _str_or_none, origin, "commit_info", "a string or null")
+    _optional(commit, "id", _line_or_none, origin, "commit_info", "one line of text or null")
     _need(isinstance(doc["datetime"], str), origin, "datetime", doc["datetime"], "a string")
     _need(isinstance(doc["version"], str), origin, "version", doc["version"], "a string")
     _need(isinstance(doc["benchmarks"], list), origin, "benchmarks", doc["benchmarks"], "a list")
