@@ -7,8 +7,10 @@ Commands: run, compare, report, baseline, topology. Each is the same program as 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
+from agrs_bench import interrupt
 from agrs_bench.errors import fail
 
 COMMANDS = {
@@ -28,15 +30,27 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    interrupt.starting(PROG)  # before the command's imports (torch, pandas: a second or more)
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        interrupt.started(uncaught_too=True)
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         fail(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})", PROG)
-    module = importlib.import_module(COMMANDS[command][0])
-    return module.main(rest)
+    try:
+        module = importlib.import_module(COMMANDS[command][0])
+        interrupt.started()
+        return module.main(rest)
+    except KeyboardInterrupt:  # what the command itself does not catch: one line, no traceback
+        print(f"{PROG} {command}: interrupted (SIGINT)", file=sys.stderr, flush=True)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -46,3 +47,30 @@ def cli_entry(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
         return wrapped
 
     return decorate
+
+
+# int() and float() read any Unicode digits ('٤' is 4) and float() reads 'nan' and 'inf': a flag
+# value is digits 0-9, so that what the user sees is what the run records.
+_INTEGER_RE = re.compile(r"[+-]?[0-9]{1,30}")
+_WORDS = ("inf", "infinity", "nan")
+_NUMBER_RE = re.compile(r"[+-]?([0-9]{1,30}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
+
+
+def integer(text: str) -> int:
+    """argparse type: an integer in ASCII digits (at most 30 of them; the checks of the value
+    name the range it must lie in)."""
+    if not _INTEGER_RE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer (digits 0-9)")
+    return int(text)
+
+
+def number(text: str) -> float:
+    """argparse type: a decimal number in ASCII digits (inf and nan pass, for the checks of
+    the value that say which range it must lie in)."""
+    if not (_NUMBER_RE.fullmatch(text.strip()) or text.strip().lower().lstrip("+-") in _WORDS):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number (digits 0-9)")
+    return float(text)
+
+
+integer.python_type = int  # type: ignore[attr-defined]  # what a TOML value for the flag must be
+number.python_type = float  # type: ignore[attr-defined]

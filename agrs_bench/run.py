@@ -6,6 +6,14 @@ launcher on every local GPU, or on 2 CPU processes when there is none.
 
 from __future__ import annotations
 
+# The SIGINT hook goes in before the imports that take a second (E402 is that order).
+# ruff: noqa: E402
+
+if __name__ == "__main__":  # before the imports below (torch: a second or more) can be interrupted
+    from agrs_bench import interrupt
+
+    interrupt.starting("agrs_bench.run")
+
 import datetime
 import os
 import signal
@@ -18,6 +26,7 @@ from typing import Any
 
 import torch.distributed as dist
 
+from agrs_bench import interrupt
 from agrs_bench.config.cli import launch_request, parse_run_args
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import EXIT_BAD_INPUT, EXIT_MEGATRON_MISMATCH, ConfigError, fail
@@ -29,7 +38,7 @@ from agrs_bench.measure.runner import Fixtures, groups_span_nodes, measure_all, 
 from agrs_bench.measure.watchdog import Watchdog, margin_s
 from agrs_bench.results import files as results
 from agrs_bench.results import machine, resume, schema
-from agrs_bench.results.rundir import OWNER_ENV, check_run_dir, prepare_run_dir, take_run_dir
+from agrs_bench.results.rundir import OWNER_ENV, check_run_dir, prepare_run_dir, stopped_line, take_run_dir
 
 PROG = "agrs_bench.run"
 
@@ -226,9 +235,7 @@ def self_launch(argv: list[str]) -> int:
         # its status 1) leaves no folder behind
         lock.release(remove_if_unused=True)
     if stopped_by:
-        print(f"{PROG}: stopped by {stopped_by.name}; {_kept(cfg.out_dir)} kept in "
-              f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} (marked incomplete; finish it with "
-              f"--resume {cfg.out_dir})", file=sys.stderr, flush=True)
+        print(f"{PROG}: {stopped_line(cfg.out_dir, stopped_by.name)}", file=sys.stderr, flush=True)
         return 128 + stopped_by
     return status
 
@@ -321,13 +328,6 @@ def _salvage(out_dir: str, quiet: bool) -> None:
               "(marked incomplete)", file=sys.stderr, flush=True)
 
 
-def _kept(out_dir: str) -> str:
-    try:
-        return f"{len(schema.load(os.path.join(out_dir, results.RESULTS_FILE))['benchmarks'])} finished cell(s)"
-    except schema.SchemaError:
-        return "the finished cells"
-
-
 def _megatron_mismatch_only(run_dir: str) -> bool:
     """Did the ranks end with status 5: a complete run that found megatron-core's AG mismatch?"""
     try:
@@ -416,6 +416,7 @@ def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupt.started()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         launch = distributed.launch_env(os.environ)

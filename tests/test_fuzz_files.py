@@ -26,6 +26,8 @@ from tests import synthetic  # noqa: E402
 SETTINGS = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                     suppress_health_check=list(HealthCheck))
 BASE_DOC = synthetic.launch(num_samples=3, modes=("ag", "rs", "ag_rs"))
+OTHER_LAUNCH = synthetic.launch(num_samples=3, modes=("ag", "rs", "ag_rs"), seed=1)
+"""The gate's other side: another launch (the same launch on both sides is refused)."""
 BASE_CONFIG = parse_run_args(["--sizes", "4KiB,8KiB"], world_size=2, backend="gloo").record()
 
 ODD_VALUES = st.one_of(
@@ -99,7 +101,7 @@ def test_results_documents(mutations):
         valid = False
     with tempfile.TemporaryDirectory() as tmp:
         good, bad = os.path.join(tmp, "good"), os.path.join(tmp, "bad")
-        _write(good, BASE_DOC)
+        _write(good, OTHER_LAUNCH)
         _write(bad, doc)
         status = _exit_code(compare.main, [good, bad, "--out", os.path.join(tmp, "cmp"), "--no-plots"])
         assert status in ((0, 1, 3) if valid else (2,))

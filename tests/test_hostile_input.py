@@ -71,8 +71,15 @@ def test_default_out_names_differ_within_one_second():
 
 # --- environment and backend -----------------------------------------------------------------
 
+RENDEZVOUS = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+
+
 @pytest.mark.parametrize("env, needle", [
     ({"TORCHELASTIC_RUN_ID": "x"}, "RANK is not set"),
+    ({"RANK": "0", "WORLD_SIZE": "2"}, "MASTER_ADDR is not set"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "99999"}, "MASTER_PORT=99999"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "http"}, "MASTER_PORT='http'"),
+    ({"RANK": "٠", "WORLD_SIZE": "2", **RENDEZVOUS}, "RANK='٠'"),
     ({"RANK": "0"}, "WORLD_SIZE is not set"),
     ({"RANK": "zero", "WORLD_SIZE": "2"}, "RANK='zero' is not an integer"),
     ({"RANK": "0", "WORLD_SIZE": "2.5"}, "WORLD_SIZE='2.5'"),
@@ -96,7 +103,7 @@ def test_launch_environment_through_main(monkeypatch, capsys):
 
 def test_no_launch_environment_means_self_launch():
     assert distributed.launch_env({}) is None
-    assert distributed.launch_env({"RANK": "1", "WORLD_SIZE": "2"}).rank == 1
+    assert distributed.launch_env({"RANK": "1", "WORLD_SIZE": "2", **RENDEZVOUS}).rank == 1
 
 
 @pytest.mark.parametrize("requested, gpus, ranks, expected", [
@@ -183,9 +190,9 @@ def test_documents_are_typed(case, tmp_path, capsys):
 
 
 def test_export_into_a_missing_folder_writes_nothing(tmp_path, capsys):
-    for side in ("a", "b"):
+    for seed, side in enumerate(("a", "b")):
         (tmp_path / side).mkdir()
-        (tmp_path / side / "results.json").write_text(json.dumps(synthetic.launch()))
+        (tmp_path / side / "results.json").write_text(json.dumps(synthetic.launch(seed=seed)))
     before = _tree(tmp_path)
     line = _exit_2(compare.main, [str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"),
                                   "--export-github-benchmark", str(tmp_path / "no" / "x.json")], capsys)

@@ -6,6 +6,7 @@ import argparse
 import datetime
 import importlib.util
 import os
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,7 @@ from agrs_bench.config.run_config import (
     parse_gemm,
     parse_sizes,
 )
-from agrs_bench.errors import ArgumentParser, ConfigError
+from agrs_bench.errors import ArgumentParser, ConfigError, integer, number
 from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 from agrs_bench.vocab import (
     BUFFERS,
@@ -82,21 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"how ag/rs/ag_rs cells issue collectives, comma list of {', '.join(ISSUE_STYLES)} "
                         "(megatron_fsdp: async AG and RS in coalescing managers, as Megatron-FSDP; "
                         "default: %(default)s)")
-    parser.add_argument("--warmup", type=int, help="untimed iterations per cell "
+    parser.add_argument("--warmup", type=integer, help="untimed iterations per cell "
                         f"(default: {DEFAULTS['nccl']['warmup']} on GPU, {DEFAULTS['gloo']['warmup']} on CPU)")
-    parser.add_argument("--iters", type=int, help="timed samples per cell "
+    parser.add_argument("--iters", type=integer, help="timed samples per cell "
                         f"(default: {DEFAULTS['nccl']['samples']} on GPU, {DEFAULTS['gloo']['samples']} on CPU)")
-    parser.add_argument("--ops-per-sample", type=int, default=0,
+    parser.add_argument("--ops-per-sample", type=integer, default=0,
                         help="back-to-back iterations per timed sample (0: from --sample-ms; default: %(default)s)")
-    parser.add_argument("--sample-ms", type=float,
+    parser.add_argument("--sample-ms", type=number,
                         help=f"with --ops-per-sample 0, every sample lasts at least this long (default: "
                         f"{DEFAULT_SAMPLE_MS:g}, GPU and CPU)")
-    parser.add_argument("--layers", type=int, default=8, help="fsdp_step: layers per step (default: %(default)s)")
+    parser.add_argument("--layers", type=integer, default=8, help="fsdp_step: layers per step (default: %(default)s)")
     parser.add_argument("--step-sizes", help="fsdp_step: bucket bytes per layer and buffer kind "
                         f"(default: {DEFAULTS['nccl']['step_sizes']} on GPU, {DEFAULTS['gloo']['step_sizes']} on CPU)")
     parser.add_argument("--gemm", help="fsdp_step: per-layer GEMM MxNxK "
                         f"(default: {DEFAULTS['nccl']['gemm']} on GPU, {DEFAULTS['gloo']['gemm']} on CPU)")
-    parser.add_argument("--timeout", type=float, help="seconds before a stuck collective fails the run "
+    parser.add_argument("--timeout", type=number, help="seconds before a stuck collective fails the run "
                         f"(default: {DEFAULTS['nccl']['timeout']:g} on GPU, {DEFAULTS['gloo']['timeout']:g} on CPU)")
     parser.add_argument("--no-check", action="store_true", help="skip verifying AG/RS outputs")
     parser.add_argument("--no-reference", action="store_true",
@@ -169,6 +170,10 @@ def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
     """Flags over the TOML file over (with --resume) the run's recorded configuration."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for flag in ("out", "resume"):
+        bad = next((c for c in getattr(args, flag) or "" if ord(c) < 32 or ord(c) == 127), None)
+        if bad is not None:  # printed on one line and written into the report
+            raise ConfigError(f"--{flag} {getattr(args, flag)[:60]!r} holds the control character {bad!r}")
     record = stored(args.resume) if args.resume and stored else None
     if record is not None:
         parser.set_defaults(**defaults_from_record(record))
@@ -186,12 +191,21 @@ def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
     return args, record
 
 
+MAX_SELF_LAUNCH_RANKS = 64
+"""`python -m agrs_bench.run` starts every rank on this host: no host has more GPUs than this."""
+
+
 def launch_request(argv: list[str], stored: Callable[[str], dict[str, Any]] | None = None
                    ) -> tuple[str, int | None]:
     """For the self-launch parent, before it knows the world: the backend asked for and, when
     resuming, the run's world size."""
     args, record = _parse(argv, stored)
-    return args.backend, (record["layout"]["world_size"] if record is not None else None)
+    world = record["layout"]["world_size"] if record is not None else None
+    if world is not None and world > MAX_SELF_LAUNCH_RANKS:  # one process per rank on this host
+        raise ConfigError(f"--resume {args.resume!r}: the run had {world} ranks; a launch without "
+                          f"torchrun starts at most {MAX_SELF_LAUNCH_RANKS} on this host (resume it "
+                          "under torchrun on the hosts it ran on)")
+    return args.backend, world
 
 
 def default_out_dir(launch_id: str | None = None) -> str:
@@ -202,6 +216,20 @@ def default_out_dir(launch_id: str | None = None) -> str:
     return os.path.join("results", "runs", f"{stamp}-{suffix}")
 
 
+COMMIT_ENV = "AGRS_BENCH_COMMIT"
+"""Names the code when the checkout has no .git (results.machine.commit_info reads it)."""
+_COMMIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,99}")
+
+
+def check_environment(environ: Any = os.environ) -> None:
+    """Variables a run records verbatim: refused before the launch when they cannot be a name
+    (a newline in AGRS_BENCH_COMMIT would write a Markdown heading into report.md)."""
+    named = environ.get(COMMIT_ENV)
+    if named is not None and named.strip() and not _COMMIT_NAME.fullmatch(named.strip()):
+        raise ConfigError(f"environment variable {COMMIT_ENV}={named[:40]!r}{'...' if len(named) > 40 else ''} "
+                          "is not a commit name (letters, digits, . _ / + -, at most 100)")
+
+
 def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = None, gpus: int = 0,
                    local_world_size: int | None = None,
                    stored: Callable[[str], dict[str, Any]] | None = None) -> RunConfig:
@@ -209,6 +237,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
     is decided against the `gpus` visible and the `local_world_size` ranks of this node.
     `stored(run_dir)` returns the recorded configuration of a run to resume."""
     args, _ = _parse(argv, stored)
+    check_environment()
     if backend is None or args.backend != "auto":
         backend = decide_backend(args.backend, gpus,
                                  world_size if local_world_size is None else local_world_size)

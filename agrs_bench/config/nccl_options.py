@@ -7,6 +7,7 @@ priority, since sync NCCL collectives run on the stream that issues them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,10 +145,9 @@ def parse_nccl_options(text: str) -> NcclOptions:
         if not sep or key not in _INT_KEYS:
             raise ConfigError(f"NCCL option {item!r} is not high_priority, {'/'.join(_INT_KEYS)}=INT, "
                               f"cta_policy={'|'.join(CTA_POLICIES)} or registration={'|'.join(REGISTRATIONS)}")
-        try:
-            fields[key] = int(value)
-        except ValueError:
-            raise ConfigError(f"NCCL option {item!r}: {value!r} is not an integer") from None
+        if not re.fullmatch(r"[0-9]{1,9}", value.strip()):  # int() would take '٤' and 4300 digits
+            raise ConfigError(f"NCCL option {item!r}: {value!r} is not an integer")
+        fields[key] = int(value)
     return NcclOptions(**fields)
 
 

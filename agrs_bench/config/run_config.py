@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from agrs_bench.config.bounds import check_run_bounds
 from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
 from agrs_bench.errors import ConfigError
 from agrs_bench.topology.layout import Layout
@@ -27,7 +28,7 @@ UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1024**2, "MIB": 1024**2, "G
 MAX_SIZE_BYTES = 1 << 40
 DEFAULT_SAMPLE_MS = 2.0
 """--sample-ms: every timed sample of every part lasts at least this long (the one default)."""
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
+_SIZE_RE = re.compile(r"^\s*([0-9]{1,15})\s*([A-Za-z]*)\s*$")  # ASCII digits: '٤' is no size
 
 
 def parse_size(text: str) -> int:
@@ -50,7 +51,7 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         if ":" in part:
             pieces = part.split(":")
-            if len(pieces) != 3 or not re.fullmatch(r"x\d+", pieces[2].strip()):
+            if len(pieces) != 3 or not re.fullmatch(r"x[0-9]{1,6}", pieces[2].strip()):
                 raise ConfigError(f"size range {part!r} is not START:END:xFACTOR, e.g. 1MiB:1GiB:x4")
             start, end, factor = parse_size(pieces[0]), parse_size(pieces[1]), int(pieces[2].strip()[1:])
             if factor < 2 or end < start:
@@ -109,7 +110,7 @@ def parse_choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, 
 
 
 def parse_gemm(text: str) -> tuple[int, int, int]:
-    match = re.fullmatch(r"\s*(\d+)x(\d+)x(\d+)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]{1,9})x([0-9]{1,9})x([0-9]{1,9})\s*", text)
     if not match or min(int(g) for g in match.groups()) < 1:
         raise ConfigError(f"gemm shape {text!r} is not MxNxK with positive sizes, e.g. 4096x4096x4096")
     return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
@@ -212,6 +213,7 @@ class RunConfig:
                                   f"(ag: {self.ag_options.label()}, rs: {self.rs_options.label()})")
         if self.sweep_nccl_options and "pg_collection" not in self.sources:
             raise ConfigError("--sweep-nccl-options sweeps pg_collection, which --sources leaves out")
+        check_run_bounds(self)
 
     def option_pairs(self, source: str) -> list[tuple[NcclOptions, NcclOptions]]:
         """The (AG, RS) options each source is measured under."""

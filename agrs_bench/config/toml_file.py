@@ -15,6 +15,7 @@ import argparse
 import tomllib
 from typing import Any
 
+from agrs_bench import safe_files
 from agrs_bench.errors import ConfigError
 
 NOT_IN_FILE = ("config", "resume", "help")
@@ -27,7 +28,7 @@ def _key_types(parser: argparse.ArgumentParser) -> dict[str, tuple[str, type]]:
         long_flags = [s[2:] for s in action.option_strings if s.startswith("--")]
         if not long_flags or long_flags[0] in NOT_IN_FILE:
             continue
-        kind = bool if action.nargs == 0 else (action.type or str)
+        kind = bool if action.nargs == 0 else getattr(action.type, "python_type", action.type or str)
         types[long_flags[0]] = (action.dest, kind)
     return types
 
@@ -46,12 +47,15 @@ def _coerce(path: str, key: str, value: Any, kind: type) -> Any:
 def load(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The file's values as argparse defaults (dest -> value)."""
     try:
-        with open(path, "rb") as fh:
-            table = tomllib.load(fh)
+        table = tomllib.loads(safe_files.read_bytes(path, safe_files.CONFIG_LIMIT_BYTES).decode("utf-8"))
     except OSError as err:
         raise ConfigError(f"config {path}: cannot read ({err.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config {path}: not valid TOML ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"config {path}: not valid TOML (nested too deeply)") from None
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise ConfigError(f"config {path}: not valid TOML ({str(err).split(';')[0]})") from None
     types = _key_types(parser)
     defaults = {}
     for key, value in table.items():

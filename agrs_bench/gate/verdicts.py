@@ -154,6 +154,12 @@ class Decision:
     reason: str
 
 
+def _exp(x: float) -> float:
+    """exp that says inf where math.exp raises OverflowError (an interval over a few wildly
+    spread launches is unbounded, not an error)."""
+    return math.inf if x > 709 else math.exp(x)
+
+
 def decide(evidence: Sequence[stats.LogRatio], threshold: float) -> list[Decision]:
     """Judge every cell of one comparison together.
 
@@ -169,7 +175,7 @@ def decide(evidence: Sequence[stats.LogRatio], threshold: float) -> list[Decisio
     slower, faster = stats.holm(raw_slower), stats.holm(raw_faster)
     out = []
     for e, p_slow, p_fast in zip(evidence, slower, faster):
-        lo, hi = (math.exp(x) for x in stats.t_interval(e.diff, e.se, e.df, CONFIDENCE))
+        lo, hi = (_exp(x) for x in stats.t_interval(e.diff, e.se, e.df, CONFIDENCE))
         verdict, reason = judge(e.ratio, lo, hi, threshold, p_slower=p_slow, p_faster=p_fast)
         out.append(Decision(e.ratio, lo, hi, p_slow, p_fast, verdict, reason))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import signal
 import socket
 import threading
@@ -47,10 +48,9 @@ def _env_int(environ: dict[str, str] | os._Environ, name: str, default: int | No
             raise ConfigError(f"{name} is not set, but {_launch_markers(environ)} is: start the run "
                               "with torchrun, or unset those variables to let it launch itself")
         return default
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise ConfigError(f"environment variable {name}={text!r} is not an integer") from None
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}", text.strip()):  # int() takes '٤' and 4300 digits
+        raise ConfigError(f"environment variable {name}={text[:40]!r} is not an integer")
+    return int(text.strip())
 
 
 def _launch_markers(environ) -> str:
@@ -70,6 +70,13 @@ def launch_env(environ: dict[str, str] | os._Environ) -> LaunchEnv | None:
     if not 1 <= local_world <= world or not 0 <= local_rank < local_world:
         raise ConfigError(f"LOCAL_RANK={local_rank} and LOCAL_WORLD_SIZE={local_world} do not fit "
                           f"WORLD_SIZE={world}")
+    # torch's env:// rendezvous reads these two; without them it fails inside the run (exit 1).
+    if not environ.get("MASTER_ADDR", "").strip():
+        raise ConfigError(f"MASTER_ADDR is not set, but {_launch_markers(environ)} is: start the run "
+                          "with torchrun, or set MASTER_ADDR and MASTER_PORT")
+    port = _env_int(environ, "MASTER_PORT")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"environment variable MASTER_PORT={port} is not a port (1-65535)")
     return LaunchEnv(rank, world, local_rank, local_world)
 
 

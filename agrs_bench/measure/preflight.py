@@ -40,6 +40,7 @@ def needed_bytes(cfg: RunConfig) -> list[tuple[int, str]]:
     if "fsdp_step" in cfg.modes:
         m, k, nn = cfg.gemm_mnk
         gemm = (m * k + k * nn + m * nn) * element
+        needs.append((gemm, f"--gemm {m}x{k}x{nn}"))  # too large alone: name it, not --step-sizes
         for size in cfg.step_sizes_bytes:
             held, numel = _buffer_bytes(size, element, n)
             needs.append((cfg.step_layers * len(cfg.buffers) * held + check(numel) + gemm,

@@ -3,6 +3,7 @@ already holds and compute none; matplotlib is imported on first use, with the Ag
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -10,6 +11,7 @@ from typing import Any
 
 from agrs_bench.render import figures
 from agrs_bench.results import schema
+from agrs_bench.results.files import write_atomic
 
 # One colour per group source, the same on every plot; a source added to vocab.SOURCES without
 # one here fails tests/test_report_plots.py rather than a run's report.
@@ -118,7 +120,9 @@ def _save(fig, title: str, doc: dict[str, Any], path: str, *, commits: str | Non
     if note:
         fig.text(0.5, 0.005, note, ha="center", va="bottom", color="tab:red", fontsize=11, fontweight="bold")
     fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    image = io.BytesIO()  # then one atomic write: a link, pipe or device at `path` is never replaced
+    fig.savefig(image, format="png", dpi=110, bbox_inches="tight")
+    write_atomic(path, image.getvalue())
     _pyplot().close(fig)
     return path
 

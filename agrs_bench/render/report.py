@@ -345,15 +345,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run_dir):
         raise ConfigError(f"run directory {args.run_dir!r} does not exist")
+    from agrs_bench.results import files as run_files
+    if run_files.unfinished(args.run_dir):
+        raise ConfigError(run_files.unfinished(args.run_dir))
     try:
         print(write_report(args.run_dir))
     except schema.SchemaError as err:
         fail(str(err), "agrs-bench report")
     except OSError as err:
         fail(f"cannot write the report into {args.run_dir!r} ({err.strerror})", "agrs-bench report")
-    from agrs_bench.results.files import RESULTS_FILE
-
-    meta = schema.load(os.path.join(args.run_dir, RESULTS_FILE))["agrs_bench"]
+    doc = schema.load(os.path.join(args.run_dir, run_files.RESULTS_FILE))
+    meta = doc["agrs_bench"]
+    if run_files.cells_disagreement(args.run_dir, doc):
+        print(f"agrs-bench report: warning: {run_files.cells_disagreement(args.run_dir, doc)}", file=sys.stderr)
     if not meta.get("complete", True):
         print(f"note: incomplete run, {len(meta.get('missing_cells', []))} cell(s) missing "
               f"(finish it with python -m agrs_bench.run --resume {args.run_dir})")

@@ -24,7 +24,7 @@ import tempfile
 from typing import Any
 
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry
-from agrs_bench.results import schema
+from agrs_bench.results import launches, schema
 from agrs_bench.results.files import RESULTS_FILE, write_atomic
 
 PROG = "agrs-bench baseline"
@@ -38,11 +38,12 @@ VENDOR_WORDS = {"nvidia", "tesla", "geforce", "amd", "instinct", "radeon"}
 def card_name(gpu_name: str | None) -> str:
     """The short lowercase model: the first word that mixes letters and digits (h100, a100, l40s,
     mi300x), else the remaining words joined with '-'; 'cpu' for a CPU run."""
-    words = [w for w in re.split(r"[\s_-]+", (gpu_name or "cpu").lower()) if w and w not in VENDOR_WORDS]
+    # Letters and digits only: the name becomes a folder, and results.json is input ('../..').
+    words = [w for w in re.split(r"[^a-z0-9]+", (gpu_name or "cpu").lower()) if w and w not in VENDOR_WORDS]
     for word in words:
-        if re.fullmatch(r"[a-z]+\d+[a-z]*", word):
-            return word
-    return "-".join(words) or "cpu"
+        if re.fullmatch(r"[a-z]+[0-9]+[a-z]*", word):
+            return word[:40]
+    return "-".join(words)[:40].strip("-") or "cpu"
 
 
 def default_name(machine_info: dict[str, Any]) -> str:
@@ -78,7 +79,9 @@ def run_files(spec: str) -> list[str]:
 
 def _load_all(spec: str) -> list[tuple[str, dict[str, Any]]]:
     try:
-        return [(path, schema.load(path)) for path in run_files(spec)]
+        loaded = [(path, schema.load(path)) for path in run_files(spec)]
+        launches.refuse_repeats([(path, doc, "the baseline") for path, doc in loaded])
+        return loaded
     except schema.SchemaError as err:
         raise ConfigError(str(err)) from None
 
@@ -117,14 +120,16 @@ def baseline_readme(launches: list[tuple[str, dict[str, Any]]]) -> str:
 def keep(runs: str, name: str | None = None, *, root: str = DEFAULT_ROOT, force: bool = False,
          allow_few: bool = False) -> str:
     """Copy every named launch to ROOT/NAME/baseline/launch-<k>/results.json; returns the folder."""
-    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise ConfigError(f"baseline name {name!r} must be letters, digits, '.', '_' or '-'")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise ConfigError(f"baseline name {name[:60]!r} must be letters, digits, '.', '_' or '-' "
+                          "(at most 100)")
     launches = _load_all(runs)
     _check(launches, allow_few)
     folder = baseline_dir(launches[0][1]["machine_info"], root, name)
     if os.path.exists(folder) and not force:
         raise ConfigError(f"baseline {folder!r} already exists; pass --force to replace it")
     parent = os.path.dirname(folder)
+    made = [p for p in (os.path.dirname(parent), parent) if not os.path.lexists(p)]
     try:
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".baseline-", dir=parent)
@@ -149,6 +154,9 @@ def keep(runs: str, name: str | None = None, *, root: str = DEFAULT_ROOT, force:
             if os.path.exists(staging):
                 shutil.rmtree(staging)
     except OSError as err:
+        for created in reversed(made):  # a refusal leaves no empty folders behind
+            if os.path.isdir(created) and not os.listdir(created):
+                os.rmdir(created)
         raise ConfigError(f"baseline folder {parent!r} is not writable ({err.strerror})") from None
     return folder
 

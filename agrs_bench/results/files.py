@@ -7,13 +7,15 @@ half a file; cells.jsonl is appended and flushed per cell, so a crash loses no f
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
-import tempfile
+import stat
 from typing import Any, Callable, Iterable
 
+from agrs_bench import safe_files
 from agrs_bench.analysis import measures
-from agrs_bench.results import schema
+from agrs_bench.results import launches, schema
 from agrs_bench.analysis import stats
 from agrs_bench.analysis import summary
 
@@ -25,38 +27,13 @@ RUN_FILES = (CONFIG_FILE, CELLS_FILE, RESULTS_FILE)
 """A directory holding any of these holds a run."""
 
 
-def _umask() -> int:
-    try:  # Linux >= 4.7 shows it without changing it (os.umask would, for every thread)
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Replace `path` (a regular file, or the one its link points to) in one rename; never a
+    link, pipe or device (safe_files.write_atomic). OSError naming the file on failure."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    except OSError as err:
+        safe_files.write_atomic(path, text)
+    except OSError as err:  # disk full, read-only, a pipe in the way: say which file
         raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a final file gets the user's mode
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and err.errno is not None:  # disk full, read-only: say which file
-            raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
-        raise
 
 
 def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_sample: int,
@@ -79,8 +56,12 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
 
 def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
     path = os.path.join(run_dir, CELLS_FILE)
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
+    try:  # O_NONBLOCK: a named pipe put in its place fails at once instead of holding the run
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise safe_files.NotRegularFile(errno.EINVAL, f"is {safe_files.kind_of(os.fstat(fd).st_mode)}, "
+                                                              "not a regular file")
             fh.write(json.dumps(benchmark) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -92,12 +73,11 @@ def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
 def drop_partial_line(run_dir: str) -> None:
     """Before a resumed run appends: cut a last line that a crash left without its newline."""
     path = os.path.join(run_dir, CELLS_FILE)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return
-    with open(path, "r+b") as fh:
-        data = fh.read()
-        if data and not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
+    data = safe_files.read_bytes(path, safe_files.RESULTS_LIMIT_BYTES)  # read_cells checked it
+    if data and not data.endswith(b"\n"):
+        os.truncate(path, data.rfind(b"\n") + 1)
 
 
 def read_cells(run_dir: str, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
@@ -105,11 +85,10 @@ def read_cells(run_dir: str, warn: Callable[[str], None] | None = None) -> list[
     crash is ignored, a damaged line is skipped with a warning passed to `warn`, anything else
     raises SchemaError naming the line."""
     path = os.path.join(run_dir, CELLS_FILE)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return []
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = safe_files.read_bytes(path, safe_files.RESULTS_LIMIT_BYTES)
     except OSError as err:
         raise schema.SchemaError(f"{path}: cannot read ({err.strerror})") from None
     cells, warnings = schema.parse_cells(raw, path)
@@ -117,6 +96,36 @@ def read_cells(run_dir: str, warn: Callable[[str], None] | None = None) -> list[
         if warn:
             warn(line)
     return cells
+
+
+def cells_disagreement(run_dir: str, doc: dict[str, Any]) -> str | None:
+    """How the run's cells.jsonl disagrees with its results.json (None: it agrees, or there is
+    none, as in a kept baseline): cells one file has and the other lacks, or other samples."""
+    try:
+        cells = {schema.cell_key(b["params"]): b for b in read_cells(run_dir)}  # the last copy wins
+    except schema.SchemaError as err:
+        return str(err)
+    if not cells:
+        return None
+    kept = {schema.cell_key(b["params"]): b for b in doc["benchmarks"]}
+    only_cells = [schema.cell_id(c["params"]) for k, c in cells.items() if k not in kept]
+    only_doc = [schema.cell_id(b["params"]) for k, b in kept.items() if k not in cells]
+    other = [schema.cell_id(b["params"]) for k, b in kept.items()
+             if k in cells and cells[k]["stats"]["data"] != b["stats"]["data"]]
+    parts = [f"{len(names)} cell(s) {what} (first {names[0]})" for names, what in (
+        (only_cells, f"in {CELLS_FILE} but not in {RESULTS_FILE}"),
+        (only_doc, f"in {RESULTS_FILE} but not in {CELLS_FILE}"),
+        (other, f"with other samples in {CELLS_FILE} than in {RESULTS_FILE}")) if names]
+    return f"{'; '.join(parts)}; the report shows {RESULTS_FILE}" if parts else None
+
+
+def unfinished(run_dir: str) -> str | None:
+    """Why a run directory has no results.json to report yet (None when it has one, or holds no run)."""
+    if os.path.lexists(os.path.join(run_dir, RESULTS_FILE)) or not any(
+            os.path.lexists(os.path.join(run_dir, name)) for name in (CONFIG_FILE, CELLS_FILE)):
+        return None
+    return (f"run directory {run_dir!r} has no {RESULTS_FILE} yet: its run is in progress, or ended "
+            f"before writing it (finish it with --resume {run_dir})")
 
 
 def _paired_data(bench: dict[str, Any], other: dict[str, Any] | None) -> list[float] | None:
@@ -205,13 +214,17 @@ def salvage(run_dir: str) -> bool:
     return True
 
 
+STATS_IN_ROWS = ("median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "iterations")
+ROW_STATS = tuple(f"{k}_s" if k not in ("rounds", "iterations") else k for k in STATS_IN_ROWS)
+
+
 def to_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """One tidy row per cell: params, the usual stats, and every scalar of extra_info."""
     rows = []
     for bench in doc["benchmarks"]:
         row = dict(bench["params"])
-        for key in ("median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds", "iterations"):
-            row[f"{key}_s" if key not in ("rounds", "iterations") else key] = bench["stats"][key]
+        for key, column in zip(STATS_IN_ROWS, ROW_STATS):
+            row[column] = bench["stats"][key]
         for key, value in bench["extra_info"].items():
             if isinstance(value, (int, float, str, bool)) or value is None:
                 row[key] = value
@@ -220,7 +233,14 @@ def to_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_run(run_dir: str, doc: dict[str, Any]) -> None:
+    """results.json and results.csv; results.json carries the launch id of the run's config.json."""
     import pandas as pd
 
+    launch_id = launches.recorded_id(run_dir, CONFIG_FILE)
+    if launch_id and not doc["agrs_bench"].get(launches.LAUNCH_ID_KEY):
+        doc = {**doc, "agrs_bench": {**doc["agrs_bench"], launches.LAUNCH_ID_KEY: launch_id}}
     write_atomic(os.path.join(run_dir, RESULTS_FILE), json.dumps(doc, indent=1) + "\n")
-    write_atomic(os.path.join(run_dir, CSV_FILE), pd.DataFrame(to_rows(doc)).to_csv(index=False))
+    rows = to_rows(doc)  # no cell at all: still the header line, not a lone newline
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*schema.PARAM_KEYS, *schema.OPTIONAL_PARAMS,
+                                                                  *ROW_STATS])
+    write_atomic(os.path.join(run_dir, CSV_FILE), table.to_csv(index=False))

@@ -103,7 +103,8 @@ def commit_info(root: str | None = None, environ: dict[str, str] | None = None) 
     another commit than the checkout's, whoever copied the tree said which code it is: the
     variable wins, and the checkout's own answer is kept beside it as `git_checkout`."""
     environ = os.environ if environ is None else environ
-    named = environ.get(COMMIT_ENV, "").strip()
+    # What goes into report.md verbatim: one line of at most 100 characters, whatever was set.
+    named = " ".join(environ.get(COMMIT_ENV, "").split())[:100]
     found = _git_commit(root or PACKAGE_ROOT)
     if found and (not named or found["id"].startswith(named) or named.startswith(found["id"])):
         return {**found, "source": "git"}

@@ -21,7 +21,7 @@ from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 
 # Fields that may change between the two parts of a run without changing what is measured.
-NOT_COMPARED = ("argv", "timeout_s", "cells")
+NOT_COMPARED = ("argv", "timeout_s", "cells", "launch_id")
 
 
 def stored_config(run_dir: str) -> dict[str, Any]:
@@ -34,7 +34,8 @@ def stored_config(run_dir: str) -> dict[str, Any]:
             if name == results.CONFIG_FILE:
                 return schema.load_config(path)
             meta = schema.load(path)["agrs_bench"]
-            return schema.validate_config(meta.get("config"), f"{path} agrs_bench.config")
+            return schema.validate_config(schema.complete_record(meta.get("config")),
+                                          f"{path} agrs_bench.config")
         except schema.SchemaError as err:
             raise ConfigError(f"--resume {run_dir!r}: {err}") from None
     raise ConfigError(f"--resume {run_dir!r} holds no run (no {results.CONFIG_FILE} or "

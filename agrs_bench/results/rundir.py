@@ -13,13 +13,14 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 
+from agrs_bench import safe_files
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 from agrs_bench.results import files as results
-from agrs_bench.results import resume
-from agrs_bench.results import schema
+from agrs_bench.results import launches, resume, schema
 
 LOCK_FILE = ".agrs_bench.lock"
 OWNER_ENV = "AGRS_BENCH_RUN_DIR_OWNER"
@@ -28,16 +29,21 @@ OWNER_ENV = "AGRS_BENCH_RUN_DIR_OWNER"
 # a folder holding one of them is a run, or holds files of a user's that a run must not replace.
 OUTPUT_NAMES = (*results.RUN_FILES, results.CSV_FILE, "report.md", "plots", "flight_recorder", LOCK_FILE)
 NAME_MAX = 255
+PATH_MAX = 4096
 
 
 def check_out_dir(out: str) -> None:
     """The run directory must be new (or empty of a run's names) and creatable; leaves nothing."""
     if not out or not out.strip():
         raise ConfigError("--out '' names no directory")
+    check_path_text(out, "--out")
     for part in out.split(os.sep):
         if len(os.fsencode(part)) > NAME_MAX:
             raise ConfigError(f"--out {out[:40]!r}...: a name in it is {len(os.fsencode(part))} bytes long "
                               f"(at most {NAME_MAX})")
+    if len(os.fsencode(os.path.abspath(out))) >= PATH_MAX:  # else makedirs leaves half the folders
+        raise ConfigError(f"--out {out[:40]!r}...: the path is {len(os.fsencode(os.path.abspath(out)))} "
+                          f"bytes long (at most {PATH_MAX - 1})")
     if os.path.islink(out) and not os.path.exists(out):
         raise ConfigError(f"--out {out!r} is a dangling symbolic link (to {os.readlink(out)!r})")
     if os.path.exists(out) and not os.path.isdir(out):
@@ -58,7 +64,19 @@ def check_out_dir(out: str) -> None:
     try:  # os.access says yes to root on read-only mounts and on folders without w bits
         os.rmdir(tempfile.mkdtemp(prefix=".agrs-probe-", dir=ancestor))
     except OSError as err:
-        raise ConfigError(f"--out {out!r} is not writable ({ancestor!r}: {err.strerror})") from None
+        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise ConfigError(f"--out {out!r} is not writable ({ancestor!r}: {err.strerror})") from None
+        raise ConfigError(f"--out {out!r} cannot be created: no folder can be made in {ancestor!r} "
+                          f"({err.strerror})") from None
+
+
+def check_path_text(path: str, flag: str) -> None:
+    """A run directory's name is printed on one line and written into reports: no control
+    characters (a newline would split the line it is printed on)."""
+    bad = next((c for c in path if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise ConfigError(f"{flag} {path[:60]!r} holds the control character {bad!r}; name the "
+                          "folder without it")
 
 
 def check_run_dir(cfg: RunConfig) -> list[dict]:
@@ -98,19 +116,30 @@ def take_run_dir(cfg: RunConfig) -> RunDirLock:
     created = False
     if not cfg.resume:
         check_out_dir(out)
+        made = _missing_folders(out)
         try:
-            parent = os.path.dirname(os.path.abspath(out))
-            os.makedirs(parent, exist_ok=True)
-            os.mkdir(out)
+            os.makedirs(out)
             created = True
         except FileExistsError:
             if not os.path.isdir(out):
                 raise ConfigError(f"--out {out!r} exists and is not a directory") from None
         except OSError as err:
-            raise ConfigError(f"--out {out!r} cannot be created ({err.strerror})") from None
+            for folder in reversed(made):  # leave no empty folders behind a refusal
+                try:
+                    if os.path.isdir(folder):
+                        os.rmdir(folder)
+                except OSError:
+                    break
+            raise ConfigError(f"--out {out[:60]!r} cannot be created ({err.strerror})") from None
     path = os.path.join(out, LOCK_FILE)
-    flags = os.O_WRONLY | os.O_CREAT | (0 if cfg.resume else os.O_EXCL)
+    # O_NONBLOCK: a named pipe put there must not hold the run waiting for a reader;
+    # O_NOFOLLOW: nor a link make the run truncate some other file.
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+             | (0 if cfg.resume else os.O_EXCL))
     try:
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            raise ConfigError(f"--resume {out!r}: {LOCK_FILE} is {safe_files.kind_of(os.lstat(path).st_mode)}, "
+                              "not a regular file; remove it first")
         fd = os.open(path, flags, 0o666)
     except FileExistsError:
         raise ConfigError(f"--out {out!r} already holds a run (another run took it); choose another "
@@ -137,6 +166,15 @@ def take_run_dir(cfg: RunConfig) -> RunDirLock:
     return lock
 
 
+def _missing_folders(out: str) -> list[str]:
+    """The folders that making `out` would create, outermost first."""
+    missing, folder = [], os.path.abspath(out)
+    while not os.path.lexists(folder) and folder != os.path.dirname(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing[::-1]
+
+
 def _holder(path: str) -> str:
     try:
         with open(path, encoding="ascii") as fh:
@@ -159,9 +197,31 @@ def prepare_run_dir(cfg: RunConfig) -> RunDirLock | None:
     cell_ids = [schema.cell_id(dict(c, world_size=cfg.layout.world_size)) for c in cfg.cells()]
     try:
         results.write_atomic(os.path.join(cfg.out_dir, results.CONFIG_FILE),
-                             json.dumps(dict(cfg.record(), cells=cell_ids), indent=1) + "\n")
+                             json.dumps(dict(cfg.record(), cells=cell_ids,
+                                             launch_id=launches.new_launch_id()), indent=1) + "\n")
     except OSError as err:
         if lock:
             lock.release(remove_if_unused=True)
         raise ConfigError(f"--out {cfg.out_dir!r}: cannot write {results.CONFIG_FILE} ({err.strerror})") from None
     return lock
+
+
+def stopped_line(out_dir: str, signal_name: str) -> str:
+    """What the self-launch parent says after a stop signal: a run whose results.json is
+    complete (the signal came after the last cell) is not called incomplete."""
+    path = os.path.join(out_dir, results.RESULTS_FILE)
+    try:
+        doc = schema.load(path)
+    except schema.SchemaError:
+        try:
+            done = len(results.read_cells(out_dir))
+        except schema.SchemaError:
+            done = 0
+        kept = (f"{done} finished cell(s) are in {os.path.join(out_dir, results.CELLS_FILE)}" if done
+                else "no cell had finished")
+        return f"stopped by {signal_name}; {kept} (finish the run with --resume {out_dir})"
+    kept = len(doc["benchmarks"])
+    if doc["agrs_bench"].get("complete"):
+        return f"stopped by {signal_name} after the run completed; all {kept} cell(s) are in {path}"
+    return (f"stopped by {signal_name}; {kept} finished cell(s) kept in {path} (marked incomplete; "
+            f"finish it with --resume {out_dir})")

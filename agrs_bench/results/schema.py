@@ -9,11 +9,14 @@ Report, plots and compare read these files and nothing else.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import re
 from typing import Any, Callable
 
-from agrs_bench.vocab import size_label  # noqa: F401 (cell names use it; renderers import it here)
+from agrs_bench import safe_files
+from agrs_bench.vocab import DEFAULT_ISSUE, size_label  # noqa: F401 (cell names use it; renderers import it here)
 
 SCHEMA_VERSION = 2
 # 1: each cell timed alone (before the paired engine); 2: the cells of a comparison sampled in
@@ -109,8 +112,18 @@ def _optional(table: dict[str, Any], key: str, check: Callable[[Any], bool], ori
         _need(check(table[key]), origin, f"{field}.{key}", table[key], what)
 
 
+def _launch_id(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value) is not None
+
+
 def _str_or_none(value: Any) -> bool:
     return value is None or isinstance(value, str)
+
+
+def _line_or_none(value: Any) -> bool:
+    """Reports print it in a line of Markdown: no newline or other control character."""
+    return value is None or (isinstance(value, str) and len(value) <= 200
+                             and not any(ord(c) < 32 or ord(c) == 127 for c in value))
 
 
 def _number_or_none(value: Any) -> bool:
@@ -122,15 +135,25 @@ def _interval_or_none(value: Any) -> bool:
                              and all(_is_number(v) for v in value))
 
 
+def _name(value: Any) -> bool:
+    """A cell's names go into file names, table rows and Markdown: no spaces, newlines or '|'."""
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.:=+/-]{1,120}", value) is not None
+
+
+_NAME = (_name, "a name (letters, digits and _ . : = + / -)")
 PARAM_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "mode": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "buffer": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "source": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "mode": _NAME,
+    "buffer": _NAME,
+    "source": _NAME,
     "size_bytes": (lambda v: _is_count(v) and v > 0, "a positive integer"),
-    "dtype": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "dtype": _NAME,
     "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
     "group_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
 }
+MIN_SAMPLE_S = 1e-12
+MAX_SAMPLE_S = 86400.0
+"""Samples outside these are no measurement (no clock resolves a picosecond; no run waits more
+than a day): read as such, their ratios overflow the gate's arithmetic."""
 COUNT_STATS = ("rounds", "iqr_outliers", "stddev_outliers", "iterations")
 # Times that are differences of samples (stddev, iqr) may be 0; every other time must be > 0.
 SPREAD_STATS = ("stddev", "iqr")
@@ -149,8 +172,7 @@ def validate_cell(bench: Any, origin: str, field: str = "cell") -> dict[str, Any
             raise SchemaError(f"{origin}: {field}.params lacks {key!r}")
         _need(check(params[key]), origin, f"{field}.params.{key}", params[key], what)
     for key in OPTIONAL_PARAMS:
-        _optional(params, key, lambda v: isinstance(v, str) and bool(v), origin, f"{field}.params",
-                  "a non-empty string")
+        _optional(params, key, _name, origin, f"{field}.params", _NAME[1])
     stats = _object(bench["stats"], origin, f"{field}.stats")
     lacking = [k for k in STATS_KEYS if k not in stats]
     if lacking:  # pytest-benchmark compare and our renderers read every one of these
@@ -159,8 +181,9 @@ def validate_cell(bench: Any, origin: str, field: str = "cell") -> dict[str, Any
     _need(isinstance(data, list) and bool(data), origin, f"{field}.stats.data", data,
           "a non-empty list of samples")
     for i, sample in enumerate(data):
-        _need(_is_positive_finite(sample), origin, f"{field}.stats.data[{i}]", sample,
-              "a finite number of seconds > 0")
+        _need(_is_positive_finite(sample) and MIN_SAMPLE_S <= sample <= MAX_SAMPLE_S, origin,
+              f"{field}.stats.data[{i}]", sample,
+              f"a time in seconds from {MIN_SAMPLE_S:g} to {MAX_SAMPLE_S:g} (a day, the longest --timeout)")
     for key in STATS_KEYS:
         value = stats[key]
         if key in ("data", "outliers"):
@@ -207,10 +230,11 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
     _optional(meta, "complete", lambda v: isinstance(v, bool), origin, "agrs_bench", "true or false")
     _optional(meta, "missing_cells", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
               origin, "agrs_bench", "a list of cell names")
+    _optional(meta, "launch_id", _launch_id, origin, "agrs_bench", "a launch id (32 hex digits)")
     for key in ("config", "summary", "megatron_core"):
         _optional(meta, key, lambda v: isinstance(v, dict), origin, "agrs_bench", "an object")
     info = _object(doc["machine_info"], origin, "machine_info")
-    _optional(info, "gpu_name", _str_or_none, origin, "machine_info", "a string or null")
+    _optional(info, "gpu_name", _line_or_none, origin, "machine_info", "one line of text or null")
     _optional(info, "backend", _str_or_none, origin, "machine_info", "a string or null")
     _optional(info, "world_size", lambda v: v is None or (_is_count(v) and v > 0), origin, "machine_info",
               "a positive integer")
@@ -220,12 +244,18 @@ def validate(doc: Any, origin: str) -> dict[str, Any]:
     _optional(info, "layout", lambda v: v is None or isinstance(v, (dict, str)), origin, "machine_info",
               "an object")
     commit = _object(doc["commit_info"], origin, "commit_info")
-    _optional(commit, "id", _str_or_none, origin, "commit_info", "a string or null")
+    _optional(commit, "id", _line_or_none, origin, "commit_info", "one line of text or null")
     _need(isinstance(doc["datetime"], str), origin, "datetime", doc["datetime"], "a string")
     _need(isinstance(doc["version"], str), origin, "version", doc["version"], "a string")
     _need(isinstance(doc["benchmarks"], list), origin, "benchmarks", doc["benchmarks"], "a list")
+    first_of: dict[tuple, int] = {}
     for i, bench in enumerate(doc["benchmarks"]):
         validate_cell(bench, origin, f"benchmarks[{i}]")
+        key = cell_key(bench["params"])
+        if key in first_of:  # a cell counted twice would pass for a second launch of it
+            raise SchemaError(f"{origin}: benchmarks[{first_of[key]}] and benchmarks[{i}] are the same "
+                              f"cell {cell_id(bench['params'])}; a launch measures each cell once")
+        first_of[key] = i
     return doc
 
 
@@ -257,8 +287,28 @@ CONFIG_OPTIONAL = {"argv": (lambda v: isinstance(v, list) and all(isinstance(a, 
                    "cells": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
                              "a list of cell names"),
                    "trace": (lambda v: isinstance(v, bool), "true or false"),
+                   "launch_id": (_launch_id, "a launch id (32 hex digits)"),
                    "issues": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(i, str) for i in v),
                               "a non-empty list of issue styles")}
+
+
+# Fields the record gained after runs had been recorded without them, each with the value such
+# a run used: the feature did not exist yet (so it was off), or the value was the only one.
+ADDED_FIELDS: dict[str, Any] = {
+    # 2026-11-27 (merge of the first resume code): held timing, telemetry, the reference,
+    # CUDA graphs and NCCL options; the runs recorded before timed launch-bound, without them.
+    "reference": False, "hide_launch": False, "telemetry": False, "graph": False,
+    "ag_options": "default", "rs_options": "default", "sweep_nccl_options": False,
+    # 2026-11-29: --trace (the paired engine) and --issue (megatron_fsdp issue style).
+    "trace": False, "issues": [DEFAULT_ISSUE],
+}
+
+
+def complete_record(record: Any) -> Any:
+    """An older version's record with the fields it lacks filled in as that version ran."""
+    if not isinstance(record, dict):
+        return record  # validate_config names what it is
+    return {**{k: v for k, v in ADDED_FIELDS.items() if k not in record}, **record}
 
 
 def validate_config(record: Any, origin: str) -> dict[str, Any]:
@@ -276,16 +326,15 @@ def validate_config(record: Any, origin: str) -> dict[str, Any]:
     return record
 
 
-def read_json(path: str, expected: str = "") -> Any:
+def read_json(path: str, expected: str = "", limit_bytes: int = safe_files.RESULTS_LIMIT_BYTES) -> Any:
     """The JSON value in `path`; SchemaError (with the path) when it cannot be read as JSON."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = safe_files.read_bytes(path, limit_bytes)
     except FileNotFoundError:
         raise SchemaError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SchemaError(f"{path}: is a directory{' without ' + expected if expected else ''}") from None
     except OSError as err:
+        if err.errno == errno.EISDIR:
+            raise SchemaError(f"{path}: is a directory{' without ' + expected if expected else ''}") from None
         raise SchemaError(f"{path}: cannot read ({err.strerror})") from None
     try:
         text = raw.decode("utf-8")
@@ -299,6 +348,8 @@ def read_json(path: str, expected: str = "") -> Any:
         raise SchemaError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
     except RecursionError:
         raise SchemaError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise SchemaError(f"{path}: not valid JSON ({' '.join(str(err).split(';')[0].split())})") from None
 
 
 def load(path: str) -> dict[str, Any]:
@@ -308,7 +359,7 @@ def load(path: str) -> dict[str, Any]:
 
 def load_config(path: str) -> dict[str, Any]:
     """Read and validate a config.json."""
-    return validate_config(read_json(path), path)
+    return validate_config(complete_record(read_json(path, limit_bytes=safe_files.CONFIG_LIMIT_BYTES)), path)
 
 
 def parse_cells(raw: bytes, origin: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -331,8 +382,8 @@ def parse_cells(raw: bytes, origin: str) -> tuple[list[dict[str, Any]], list[str
             continue
         try:
             cell = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as err:
-            warnings.append(f"{where}: damaged, skipped ({getattr(err, 'msg', 'nested too deeply')}); "
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, or 4300+ digits
+            warnings.append(f"{where}: damaged, skipped ({getattr(err, 'msg', 'nested too deeply or too long')}); "
                             "the cells after it are kept")
             continue
         cells.append(validate_cell(cell, where))

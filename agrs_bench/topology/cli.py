@@ -6,25 +6,25 @@ import argparse
 import json
 import sys
 
-from agrs_bench.errors import ArgumentParser, cli_entry
+from agrs_bench.errors import ArgumentParser, cli_entry, integer
 from agrs_bench.topology.layout import DEFAULT_ORDER, Layout
 
 
 def add_layout_flags(parser: argparse.ArgumentParser, *, world_size_required: bool) -> None:
     """The layout flags, shared by `topology` and `run` so that both spell them the same."""
-    parser.add_argument("--world-size", type=int, required=world_size_required,
+    parser.add_argument("--world-size", type=integer, required=world_size_required,
                         default=None,
                         help="ranks the layout covers (run: default and only value the launched ranks)")
-    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel size (default: %(default)s)")
-    parser.add_argument("--cp", type=int, default=1, help="context-parallel size (default: %(default)s)")
-    parser.add_argument("--ep", type=int, default=None,
+    parser.add_argument("--tp", type=integer, default=1, help="tensor-parallel size (default: %(default)s)")
+    parser.add_argument("--cp", type=integer, default=1, help="context-parallel size (default: %(default)s)")
+    parser.add_argument("--ep", type=integer, default=None,
                         help="expert-parallel size (default: topology 1; run 2 where that leaves expert groups of "
                         "2 or more ranks, else 1)")
-    parser.add_argument("--etp", type=int, default=None, help="expert tensor-parallel size (default: tp)")
-    parser.add_argument("--pp", type=int, default=1, help="pipeline-parallel size (default: %(default)s)")
+    parser.add_argument("--etp", type=integer, default=None, help="expert tensor-parallel size (default: tp)")
+    parser.add_argument("--pp", type=integer, default=1, help="pipeline-parallel size (default: %(default)s)")
     parser.add_argument("--order", default=DEFAULT_ORDER,
                         help="axis order, leftmost varies fastest (default: %(default)s)")
-    parser.add_argument("--rank-offset", type=int, default=0,
+    parser.add_argument("--rank-offset", type=integer, default=0,
                         help="global rank of the first rank (default: %(default)s)")
 
 

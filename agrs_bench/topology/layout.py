@@ -22,6 +22,10 @@ DEFAULT_ORDER = "tp-cp-ep-dp-pp"
 DENSE_GROUPS = {"tp": "tp", "cp": "cp", "dp": "dp", "dp_cp": "dp-cp", "pp": "pp"}
 EXPERT_GROUPS = {"expt_tp": "tp", "ep": "ep", "expt_dp": "dp"}
 RankLists = list[list[int]]
+MAX_WORLD_SIZE = 65536
+"""The most ranks a layout may cover: every group is listed rank by rank (65536 ranks take
+about 2 s), and the largest training clusters are tens of thousands of GPUs."""
+MAX_RANK_OFFSET = 2**31 - 1
 MEGATRON_REFUSES = "megatron-core's initialize_model_parallel refuses it"
 
 
@@ -108,6 +112,13 @@ class Layout:
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
         if not isinstance(self.rank_offset, int) or self.rank_offset < 0:
             raise ConfigError(f"rank-offset must be an integer >= 0, got {self.rank_offset!r}")
+        # Every group is listed rank by rank: a world of 10**18 would run until memory ends.
+        if self.world_size > MAX_WORLD_SIZE:
+            raise ConfigError(f"world size {self.world_size} is more ranks than this tool lays out "
+                              f"(at most {MAX_WORLD_SIZE})")
+        if self.rank_offset > MAX_RANK_OFFSET:
+            raise ConfigError(f"rank-offset {self.rank_offset} is beyond any launched rank "
+                              f"(at most {MAX_RANK_OFFSET})")
         dense_model = self.tp * self.cp * self.pp
         if self.world_size % dense_model:
             raise ConfigError(
