@@ -27,7 +27,7 @@ from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan
 from agrs_bench.results import schema
-from agrs_bench.vocab import size_label
+from agrs_bench.vocab import STEP_MODES, size_label
 
 REFERENCE_METHOD = ("nccl-tests style: ops_per_sample back-to-back ops on one stream per event pair, "
                     "held like the measurement, sampled in the same rounds")
@@ -39,7 +39,7 @@ class OutputCheckError(RuntimeError):
 
 def comparison_id(params: dict[str, Any]) -> str:
     """The interleaved group a cell is sampled in (results: extra_info.comparison)."""
-    head = "fsdp_step-" if params["mode"] == "fsdp_step" else ""
+    head = f"{params['mode']}-" if params["mode"] in STEP_MODES else ""
     return f"{head}{params['buffer']}-{size_label(int(params['size_bytes']))}-{params.get('exec', 'eager')}"
 
 
@@ -161,7 +161,7 @@ def _reference_info(ctx: Context, cell: dict[str, Any], samples: PairedSamples |
 def _common(ctx: Context, cell: dict[str, Any], comparison: str) -> dict[str, Any]:
     extra: dict[str, Any] = {"comparison": comparison, "checked": ctx.cfg.check}
     source = ctx.sources[(cell["source"], cell["nccl_options"])]
-    kinds = ctx.cfg.buffers if cell["mode"] == "fsdp_step" else (cell["buffer"],)
+    kinds = ctx.cfg.buffers if cell["mode"] in STEP_MODES else (cell["buffer"],)
     shares = {kind: ag_shares_rs_comm(source, kind) for kind in kinds}
     extra["ag_shares_rs_comm"] = any(shares.values())  # some AG ran on its RS communicator
     if len(kinds) > 1:
@@ -215,7 +215,7 @@ def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any
 def make_step_layers(cfg: RunConfig, size_bytes: int, group_ranks: dict[str, list[int]], device
                      ) -> list[dict[str, bufs.ShardedBuffer]]:
     dtype = bufs.DTYPES[cfg.dtype]
-    return [{kind: bufs.make_buffer(kind, size_bytes, dtype, group_ranks[kind], device)
+    return [{kind: bufs.make_buffer(kind, cfg.step_bytes(kind, size_bytes), dtype, group_ranks[kind], device)
              for kind in cfg.buffers} for _ in range(cfg.step_layers)]
 
 
@@ -283,6 +283,9 @@ def measure_comparison(ctx: Context, comparison: str, cells: list[dict[str, Any]
     try:
         if cells[0]["mode"] == "fsdp_step":
             return measure_steps(ctx, comparison, cells)
+        if cells[0]["mode"] == "mfsdp_step":  # imported here: it needs the optional megatron-fsdp
+            from agrs_bench.measure import megatron_fsdp_step
+            return megatron_fsdp_step.measure(ctx, comparison, cells)
         return measure_collectives(ctx, comparison, cells)
     finally:
         if ctx.dev.is_cuda:

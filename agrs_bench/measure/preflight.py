@@ -15,7 +15,7 @@ import torch
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 from agrs_bench.measure import buffers as bufs
-from agrs_bench.vocab import RS_GROUP_KIND, size_label
+from agrs_bench.vocab import RS_GROUP_KIND, STEP_MODES, size_label
 
 CHECK_RAMPS = 3  # int64 temporaries over the full buffer while the expected data is built
 
@@ -33,7 +33,7 @@ def needed_bytes(cfg: RunConfig) -> list[tuple[int, str]]:
     n = min(group.values())
     check = (lambda numel: CHECK_RAMPS * 8 * numel) if cfg.check else (lambda numel: 0)
     needs = []
-    if any(m != "fsdp_step" for m in cfg.modes):
+    if any(m not in STEP_MODES for m in cfg.modes):
         for size in cfg.sizes_bytes:
             held, numel = _buffer_bytes(size, element, n)
             needs.append((held + check(numel), f"--sizes {size_label(size)}"))
