@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from agrs_bench.config import models
+from agrs_bench.config import models, step_model
 from agrs_bench.config import toml_file as config_file
 from agrs_bench.config.nccl_options import parse_nccl_options
 from agrs_bench.config.run_config import (
@@ -109,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="steps: per-layer dense and expert bytes of a model preset "
                         f"({', '.join(models.PRESETS)}) or a .toml file of its shape, per rank of the layout "
                         "(replaces --step-sizes)")
+    parser.add_argument("--step-model", default="megatron", choices=step_model.STEP_MODELS,
+                        help="fsdp_step: megatron (Megatron-FSDP's defaults: scale+SUM or PreMulSum, "
+                        "main-gradient accumulation, AG/RS wait for compute, size-based prefetch) or ours "
+                        "(one layer of prefetch, plain SUM; default: %(default)s)")
+    parser.add_argument("--reduce-op", choices=step_model.REDUCE_OPS,
+                        help="fsdp_step: the gradients' reduce op (default: the step model's; megatron: "
+                        "scale_sum for bf16 gradients, premul_sum otherwise; avg = average_in_collective)")
+    parser.add_argument("--grad-dtype", choices=step_model.GRAD_DTYPES,
+                        help="fsdp_step: dtype of the reduce-scattered gradients (param: the --dtype; fp32: "
+                        "Megatron's main_grads_dtype / grad_comm_dtype fp32, RS moves 2x AG's bytes with bf16)")
+    parser.add_argument("--prefetch", choices=step_model.PREFETCHES,
+                        help="fsdp_step: AG prefetch (size: Megatron's unit-size limit; size_double_buffer: "
+                        "and at most 2 layers, as fsdp_double_buffer; one_layer: ours)")
     parser.add_argument("--tokens", type=int, default=4096,
                         help="mfsdp_step: tokens per rank and step (default: %(default)s)")
     parser.add_argument("--timeout", type=float, help="seconds before a stuck collective fails the run "
@@ -174,8 +187,17 @@ def defaults_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "sweep_nccl_options": record["sweep_nccl_options"], "backend": record["backend"],
         # Fields newer than some recorded runs: a run recorded without them used the defaults.
         "trace": record.get("trace", False), "issue": ",".join(record.get("issues", [DEFAULT_ISSUE])),
+        **_step_model_defaults(record.get("step_model")),
         **{axis: layout.get(axis) for axis in LAYOUT_FLAGS}, "order": layout["order"],
     }
+
+
+def _step_model_defaults(recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """A run recorded before the step model existed ran `ours`' schedule with plain SUM."""
+    if not recorded:
+        return {"step_model": "ours"}
+    return {"step_model": recorded["name"], "reduce_op": recorded["reduce_op"],
+            "grad_dtype": "fp32" if recorded["grad_dtype"] == "fp32" else "param", "prefetch": recorded["prefetch"]}
 
 
 def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
@@ -285,4 +307,5 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
         extra={"argv": list(argv)},
         model=model,
         tokens=args.tokens,
+        step_model=step_model.from_flags(args.step_model, args.reduce_op, args.grad_dtype, args.prefetch),
     )

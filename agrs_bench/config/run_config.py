@@ -10,6 +10,7 @@ from typing import Literal
 
 from agrs_bench.config.models import LayerBytes, ModelShape, describe, layer_bytes
 from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
+from agrs_bench.config.step_model import StepModel
 from agrs_bench.errors import ConfigError
 from agrs_bench.topology.layout import Layout
 from agrs_bench.vocab import (
@@ -137,8 +138,8 @@ class RunConfig:
     sources: tuple[str, ...] = DEFAULT_SOURCES
     """Where the AG groups come from (megatron_core: built by the installed megatron-core)."""
     issues: tuple[str, ...] = (DEFAULT_ISSUE,)
-    """How eager ag/rs/ag_rs cells issue their collectives: role_streams and/or megatron_fsdp
-    (fsdp_step and CUDA-graph cells always use role_streams)."""
+    """How eager ag/rs/ag_rs and fsdp_step cells issue their collectives: role_streams and/or
+    megatron_fsdp (CUDA-graph cells always use role_streams)."""
     num_warmup: int = 5
     """Untimed iterations per cell."""
     num_samples: int = 20
@@ -183,6 +184,8 @@ class RunConfig:
     """--model: the transformer shape whose per-rank layer bytes the steps use (config.models)."""
     tokens: int = 4096
     """mfsdp_step: tokens per rank and step (the rows of every block's GEMMs)."""
+    step_model: StepModel = StepModel()
+    """fsdp_step: how its gradients are reduced and its AG prefetched (Megatron-FSDP's defaults)."""
 
     def __post_init__(self) -> None:
         if self.backend not in ("nccl", "gloo"):
@@ -271,6 +274,7 @@ class RunConfig:
             "rs_options": self.rs_options.label(), "sweep_nccl_options": self.sweep_nccl_options,
             "issues": list(self.issues), "argv": self.extra.get("argv", []),
             **({"model": self.model_record(), "tokens": self.tokens} if self.model else {}),
+            "step_model": self.step_model.record(self.dtype),
         }
 
     def cells(self) -> list[dict]:
@@ -288,9 +292,11 @@ class RunConfig:
                 for ag, rs in self.option_pairs(source):
                     for exec_mode in execs:
                         for mode in modes:
-                            # megatron_fsdp: eager ag/rs/ag_rs cells (its async coalesced ops are
-                            # untested inside a CUDA graph; the step issues on role streams).
-                            styled = mode in COLLECTIVE_MODES and exec_mode == "eager"
+                            # megatron_fsdp: eager ag/rs/ag_rs and fsdp_step cells. Graph cells issue
+                            # on role streams: the async coalesced AG hands back a work handle whose
+                            # wait() ties the capture stream to NCCL's internal stream, a capture we
+                            # have not verified (Megatron-FSDP itself waits on the handle eagerly).
+                            styled = mode in (*COLLECTIVE_MODES, "fsdp_step") and exec_mode == "eager"
                             for issue in (self.issues if styled else (DEFAULT_ISSUE,)):
                                 cells.append({"mode": mode, "buffer": buffer, "source": source,
                                               "size_bytes": size, "dtype": self.dtype, "exec": exec_mode,

@@ -91,16 +91,22 @@ def plan_of(cfg: RunConfig, exec_mode: str) -> TimingPlan:
                       hide_launch=cfg.hide_launch, graph=exec_mode == "graph")
 
 
-def _problems(buf: bufs.ShardedBuffer, mode: str, rank: int, base: int) -> list[str]:
+def _problems(buf: bufs.ShardedBuffer, mode: str, rank: int, base: int, rs_tolerance: float = 0.0) -> list[str]:
     found = []
     if mode in ("ag", "ag_rs", "fsdp_step"):
         bad = bufs.first_mismatch(buf.param_full, bufs.expected_ag(buf, base))
         if bad:
             found.append(f"AG output element {bad[0]} is {bad[1]}, expected {bad[2]}")
     if mode in ("rs", "ag_rs", "fsdp_step"):
-        bad = bufs.first_mismatch(buf.grad_shard, bufs.expected_rs(buf, rank, base))
+        expected = bufs.expected_rs(buf, rank, base)
+        bad = bufs.first_mismatch(buf.grad_shard, expected, rs_tolerance)
         if bad:
             found.append(f"RS output element {bad[0]} is {bad[1]}, expected {bad[2]}")
+        if mode == "fsdp_step" and buf.main_grad is not None:  # added once per step, not twice
+            bad = bufs.first_mismatch(buf.main_grad, expected, rs_tolerance)
+            if bad:
+                found.append(f"main-gradient element {bad[0]} is {bad[1]}, expected {bad[2]} "
+                             "(the reduced shard added once)")
     return found
 
 
@@ -114,7 +120,7 @@ def agree_on_check(cell: str, rank: int, mine: list[str]) -> None:
 
 
 def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.ShardedBuffer]],
-             rs_scale: int = 1) -> Callable[[Callable[[], None]], None] | None:
+             rs_scale: int = 1, rs_tolerance: float = 0.0) -> Callable[[Callable[[], None]], None] | None:
     """Fill and poison the buffers of `cell`, run one sample, verify it on every rank, agree.
     `rs_scale`: the kernel's RS input scale (n under ReduceOp.AVG, so the expected sums hold)."""
     if not ctx.cfg.check:
@@ -130,7 +136,7 @@ def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.Sha
         agree_on_check(name, ctx.rank, [
             f"{'layer ' + str(i) + ' ' + kind + ': ' if len(layers) > 1 else ''}{p}"
             for i, layer in enumerate(layers) for kind, buf in layer.items()
-            for p in _problems(buf, cell["mode"], ctx.rank, bufs.pattern_base(kind, cell["source"]))])
+            for p in _problems(buf, cell["mode"], ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_tolerance)])
     return check
 
 
@@ -215,7 +221,9 @@ def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any
 def make_step_layers(cfg: RunConfig, size_bytes: int, group_ranks: dict[str, list[int]], device
                      ) -> list[dict[str, bufs.ShardedBuffer]]:
     dtype = bufs.DTYPES[cfg.dtype]
-    return [{kind: bufs.make_buffer(kind, cfg.step_bytes(kind, size_bytes), dtype, group_ranks[kind], device)
+    grad_dtype = bufs.DTYPES[cfg.step_model.grad_dtype_for(cfg.dtype)]
+    return [{kind: bufs.make_buffer(kind, cfg.step_bytes(kind, size_bytes), dtype, group_ranks[kind], device,
+                                    grad_dtype=grad_dtype)
              for kind in cfg.buffers} for _ in range(cfg.step_layers)]
 
 
@@ -228,15 +236,23 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) ->
     m, n, k = cfg.gemm_mnk
     gemm = Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], ctx.dev.device)
     parts, kernels = [], {}
+    built: dict[str, Sampler] = {}  # the GEMM timers kept: the last rounds x ops-per-sample calls
+
+    def keep_calls() -> int:
+        return cfg.num_samples * max(1, built["sampler"].ops if built else 1)
     for cell in cells:
         dev, source = ctx.handles[cell["nccl_options"]], ctx.sources[(cell["source"], cell["nccl_options"])]
         groups = {kind: (source.group(kind, "ag"), source.group(kind, "rs")) for kind in cfg.buffers}
         for variant in VARIANTS:
-            kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant, time_compute=eager)
+            kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant, time_compute=eager,
+                                    model=cfg.step_model, issue=cell.get("issue", "role_streams"),
+                                    keep_calls=keep_calls)
             kernels[(ctx.name(cell), variant)] = kernel
-            check = _checker(ctx, cell, layers) if variant == "step" else None
+            check = (_checker(ctx, cell, layers, rs_scale=kernel.rs_input_scale, rs_tolerance=kernel.rs_tolerance)
+                     if variant == "step" else None)
             parts.append(Part(f"{variant}:{ctx.name(cell)}", dev, kernel, kernel.roles, check))
-    samples = Sampler(parts, plan_of(cfg, first.get("exec", "eager"))).run()
+    built["sampler"] = Sampler(parts, plan_of(cfg, first.get("exec", "eager")))
+    samples = built["sampler"].run()
     rounds, ops = cfg.num_samples, samples.ops_per_sample
     spans: dict[tuple[str, str], list[float]] = {}
     if eager:  # summed GEMM spans per call, the mean per round, then the slowest rank's
@@ -263,7 +279,8 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) ->
             if samples.short(f"{variant}:{name}"):
                 warnings.append(f"{variant} samples fell short of the {samples.target_sample_s * 1e3:g} ms "
                                 f"budget: shortest {variant_min[variant] * 1e3:.3g} ms")
-        extra = {**_common(ctx, cell, comparison), **info, "layers": cfg.step_layers,
+        extra = {**_common(ctx, cell, comparison), **info, **kernels[(name, "step")].describe(),
+                 "layers": cfg.step_layers,
                  "gemm_mnk": list(cfg.gemm_mnk),
                  "compute_only_data": list(samples.per_iter_s[f"compute_only:{name}"]),
                  "comm_only_data": list(samples.per_iter_s[f"comm_only:{name}"]),
