@@ -9,7 +9,10 @@
 #   4. an A/A calibration of the gate at 1-4 MiB: two sets of LAUNCHES launches, interleaved,
 #      compared: OUT/aa-1-4MiB/ (the gate must flag 0 cells);
 #   5. the NCCL fault cases (a rank killed, a rank stopped) with their exit times:
-#      scripts/device_verify.sh into OUT/faults/.
+#      scripts/device_verify.sh into OUT/faults/;
+#   6. Megatron-FSDP's own step beside the modelled step (Megatron's issue path) for a dense and a
+#      MoE preset on N GPUs (the carried megatron-fsdp and einops wheels):
+#      scripts/device_megatron_fsdp.sh into OUT/<card>-x<N>-megatron-fsdp/.
 # Usage, from the repository root, AGRS_BENCH_COMMIT=<sha> set when the tree has no .git:
 #   scripts/device_remeasure.sh OUT_DIR [LAUNCHES]        (LAUNCHES default 3, at least 3)
 # With AGRS_BENCH_DRY_RUN=1 it runs every step on 2 gloo ranks with tiny sizes (CPU only), so
@@ -95,6 +98,18 @@ say "4. A/A gate at 1-4 MiB: compare exit $rc; $(tail -1 "$out/aa-1-4MiB/compare
 # 5. The NCCL fault cases (real GPUs only).
 if [[ ${AGRS_BENCH_DRY_RUN:-0} != 1 ]]; then
   "$(dirname "$0")/device_verify.sh" "$out/faults" >> "$summary" 2>&1 || status=1
+fi
+# 6. Megatron-FSDP's own step beside the modelled one (real GPUs only: it needs CUDA).
+if [[ ${AGRS_BENCH_DRY_RUN:-0} != 1 ]]; then
+  fsdp_wheels=(.whl/megatron_fsdp-*.whl .whl/einops-*.whl)
+  if [[ -f ${fsdp_wheels[0]} ]]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "${fsdp_wheels[@]}" \
+      && export PYTHONPATH="/tmp/site:$PWD"
+  fi
+  "$(dirname "$0")/device_megatron_fsdp.sh" "$out/$card-x$gpus-megatron-fsdp" 4 20 >> "$summary" 2>&1
+  rc=$?
+  say "6. Megatron-FSDP's own step beside the modelled one on $gpus GPUs: exit $rc"
+  [[ $rc == 0 ]] || status=1
 fi
 say "done: exit $status"
 exit "$status"
