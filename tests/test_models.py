@@ -103,3 +103,28 @@ def test_missing_megatron_fsdp_is_named(monkeypatch):
                         lambda name, *a: None if name == "megatron_fsdp" else real(name, *a))
     with pytest.raises(ConfigError, match="needs megatron_fsdp"):
         cli.require_megatron_fsdp()
+
+
+def test_megatron_fsdp_module_has_the_presets_bytes_and_marks_its_experts():
+    import copy
+
+    import torch
+
+    from agrs_bench.measure.megatron_fsdp_model import Stack, expert_names, mark_experts
+    from agrs_bench.measure.megatron_fsdp_step import block_shape
+
+    cfg = parse_run_args(["--modes", "fsdp_step", "--model", "qwen3-30b-a3b", "--ep", "2"], world_size=4,
+                         backend="gloo")
+    shape = block_shape(cfg, cfg.step_sizes_bytes[0], tokens=4096)
+    derived = cfg.model_bytes()
+    assert (shape.dense_params, shape.expert_params) == (derived.dense_params, derived.expert_params)
+    assert shape.expert_tokens == 4096 * 8 * 2 // 128  # even routing: tokens * top_k * ep / experts
+    tiny = parse_run_args(["--modes", "fsdp_step", "--step-sizes", "64KiB"], world_size=2, backend="gloo")
+    small = block_shape(tiny, tiny.step_sizes_bytes[0], tokens=8)
+    module = Stack(small, 2, torch.float32, "cpu")
+    twin = copy.deepcopy(module)
+    mark_experts(twin)
+    assert expert_names(twin) == ["layers.0.experts.w_in", "layers.0.experts.w_out",
+                                  "layers.1.experts.w_in", "layers.1.experts.w_out"]
+    twin(torch.randn(8, small.hidden)).mean().backward()
+    assert all(p.grad is not None for p in twin.parameters())

@@ -56,7 +56,7 @@ class Experts(nn.Module):
         self.rows = shape.expert_tokens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x[: self.rows].unsqueeze(0).expand(self.w_in.shape[0], -1, -1)
+        rows = x[: min(self.rows, x.shape[0])].unsqueeze(0).expand(self.w_in.shape[0], -1, -1)
         gate, up = torch.bmm(rows, self.w_in).chunk(2, dim=-1)
         out = torch.bmm(nn.functional.silu(gate) * up, self.w_out).sum(0)
         return nn.functional.pad(out, (0, 0, 0, x.shape[0] - out.shape[0]))
