@@ -381,9 +381,14 @@ def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
         sys.stderr = _StderrOutlivingItsReader(sys.stderr)  # type: ignore[assignment]
     rank, world = launch.rank, launch.world_size
     try:
-        cfg = parse_run_args(argv, world_size=world, gpus=distributed.visible_gpus(),
-                             local_world_size=launch.local_world_size, stored=resume.stored_for_flags)
-        if world < 2 and not (cfg.backend == "nccl" and set(cfg.modes) <= set(STEP_MODES)):
+        try:
+            cfg = parse_run_args(argv, world_size=world, gpus=distributed.visible_gpus(),
+                                 local_world_size=launch.local_world_size, stored=resume.stored_for_flags)
+        except ConfigError:
+            if world >= 2:
+                raise
+            cfg = None  # one rank: say that first, whatever else the flags get wrong
+        if cfg is None or world < 2 and not (cfg.backend == "nccl" and set(cfg.modes) <= set(STEP_MODES)):
             raise ConfigError(f"world size {world}: AG/RS overlap needs at least 2 ranks "
                               "(use --nproc-per-node=2 or more; a step mode alone runs on one GPU)")
         skip_cells = check_run_dir(cfg) if rank == 0 else []
