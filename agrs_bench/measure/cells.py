@@ -286,6 +286,9 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) ->
                  "comm_only_data": list(samples.per_iter_s[f"comm_only:{name}"]),
                  "group_sizes": {kind: len(r) for kind, r in ctx.group_ranks.items()},
                  "group_ranks": dict(ctx.group_ranks)}
+        if not eager and "megatron_fsdp" in cfg.issues:
+            warnings.append("issued on role streams, not megatron_fsdp: a CUDA graph cannot hold Megatron-FSDP's "
+                            "async AG work-handle wait as we capture it (untested); its eager cell has that path")
         if eager:
             extra["compute_in_step_data"] = spans[(name, "step")]
             extra["compute_alone_data"] = spans[(name, "compute_only")]
