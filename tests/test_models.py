@@ -128,3 +128,11 @@ def test_megatron_fsdp_module_has_the_presets_bytes_and_marks_its_experts():
                                   "layers.1.experts.w_in", "layers.1.experts.w_out"]
     twin(torch.randn(8, small.hidden)).mean().backward()
     assert all(p.grad is not None for p in twin.parameters())
+
+
+def test_resume_restores_the_model_and_the_step_model():
+    cfg = parse_run_args(["--model", "mixtral-8x7b", "--modes", "fsdp_step", "--tokens", "1024",
+                          "--step-model", "ours"], world_size=2, backend="gloo")
+    again = parse_run_args(["--resume", "old"], world_size=2, backend="gloo", stored=lambda _: cfg.record())
+    assert (again.model, again.tokens, again.step_model) == (cfg.model, 1024, cfg.step_model)
+    assert again.step_sizes_bytes == cfg.step_sizes_bytes

@@ -188,6 +188,9 @@ def defaults_from_record(record: dict[str, Any]) -> dict[str, Any]:
         # Fields newer than some recorded runs: a run recorded without them used the defaults.
         "trace": record.get("trace", False), "issue": ",".join(record.get("issues", [DEFAULT_ISSUE])),
         **_step_model_defaults(record.get("step_model")),
+        # --model derived the step sizes: restore the model, not its sizes (the two exclude each other).
+        **({"model": record["model"]["name"], "tokens": record["tokens"], "step_sizes": None}
+           if record.get("model") else {}),
         **{axis: layout.get(axis) for axis in LAYOUT_FLAGS}, "order": layout["order"],
     }
 
