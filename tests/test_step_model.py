@@ -69,3 +69,22 @@ def test_reduced_gradients_on_every_rank(reduce_op, dtypes):
 def test_megatron_issue_path_gives_the_same_gradients():
     for got in run_gloo(2, step_gradients, "auto", "bf16", "bf16", "megatron_fsdp", 2):
         assert set(got["reduced"]) == {1.5} and set(got["main_grad"]) == {1.5}
+
+
+def test_expert_gradients_are_scaled_by_the_dense_dp_size_as_megatron_does():
+    # megatron_fsdp.py _init_fsdp_param_and_grad_buffer: gradient_scaling_factor and
+    # expert_gradient_scaling_factor are both 1 / dp (the dense dp_cp size) without average_in_collective.
+    import torch
+
+    from agrs_bench.measure import buffers as bufs
+    from agrs_bench.measure.device import CpuHandle
+    from agrs_bench.measure.step import FsdpStepKernel, Gemm
+
+    layers = [{"dense": bufs.make_buffer("dense", 256, torch.bfloat16, [0, 1, 2, 3], "cpu"),
+               "expert": bufs.make_buffer("expert", 256, torch.bfloat16, [0, 2], "cpu")}]
+    gemm = Gemm.make(2, 2, 2, torch.bfloat16, "cpu")
+    scaled = FsdpStepKernel(CpuHandle(), layers, {}, gemm, model=step_model.StepModel(), dp_size=4)
+    assert scaled._op(layers[0]["expert"])[1] == 0.25 and scaled.rs_input_scale == {"dense": 4, "expert": 4}
+    averaged = FsdpStepKernel(CpuHandle(), layers, {}, gemm, model=step_model.StepModel(reduce_op="avg"), dp_size=4)
+    assert averaged.rs_input_scale == {"dense": 4, "expert": 2}  # AVG divides by the RS group's size
+    assert FsdpStepKernel(CpuHandle(), layers, {}, gemm).rs_input_scale == {"dense": 1, "expert": 1}  # ours: SUM

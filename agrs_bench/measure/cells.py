@@ -120,7 +120,8 @@ def agree_on_check(cell: str, rank: int, mine: list[str]) -> None:
 
 
 def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.ShardedBuffer]],
-             rs_scale: int = 1, rs_tolerance: float = 0.0) -> Callable[[Callable[[], None]], None] | None:
+             rs_scale: int | dict[str, int] = 1, rs_tolerance: float = 0.0
+             ) -> Callable[[Callable[[], None]], None] | None:
     """Fill and poison the buffers of `cell`, run one sample, verify it on every rank, agree.
     `rs_scale`: the kernel's RS input scale (n under ReduceOp.AVG, so the expected sums hold)."""
     if not ctx.cfg.check:
@@ -130,7 +131,8 @@ def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.Sha
     def check(run_sample: Callable[[], None]) -> None:
         for layer in layers:
             for kind, buf in layer.items():
-                bufs.fill_for_check(buf, ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_scale=rs_scale)
+                scale = rs_scale[kind] if isinstance(rs_scale, dict) else rs_scale
+                bufs.fill_for_check(buf, ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_scale=scale)
         run_sample()
         dev.synchronize()
         agree_on_check(name, ctx.rank, [
@@ -246,7 +248,7 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]]) ->
         for variant in VARIANTS:
             kernel = FsdpStepKernel(dev, layers, groups, gemm, variant=variant, time_compute=eager,
                                     model=cfg.step_model, issue=cell.get("issue", "role_streams"),
-                                    keep_calls=keep_calls)
+                                    keep_calls=keep_calls, dp_size=len(cfg.layout.rank_lists("dp_cp")[0]))
             kernels[(ctx.name(cell), variant)] = kernel
             check = (_checker(ctx, cell, layers, rs_scale=kernel.rs_input_scale, rs_tolerance=kernel.rs_tolerance)
                      if variant == "step" else None)

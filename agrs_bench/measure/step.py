@@ -75,10 +75,12 @@ class SpanRing:
         return list(self.calls)[len(self.calls) - count:]
 
 
-def reduce_op(name: str, group_size: int, backend: str) -> tuple[Any, float | None, str]:
+def reduce_op(name: str, divisor: int, backend: str) -> tuple[Any, float | None, str]:
     """(the ReduceOp the RS passes, the factor its input is scaled by first or None, the op that
-    ran). PreMulSum is NCCL's; gloo has none, so there it runs as scale_sum (named so)."""
-    scale = 1.0 / group_size
+    ran). The factor is 1/divisor, Megatron's 1/dp for dense and expert gradients alike
+    (megatron_fsdp.py `_init_fsdp_param_and_grad_buffer`); AVG divides by the RS group's size.
+    PreMulSum is NCCL's; gloo has none, so there it runs as scale_sum (named so)."""
+    scale = 1.0 / divisor
     if name == "premul_sum" and backend == "nccl":
         return dist._make_nccl_premul_sum(scale), None, "premul_sum"
     if name in ("premul_sum", "scale_sum"):
@@ -104,6 +106,9 @@ class FsdpStepKernel:
     compute waits on), RS in a synchronous coalescing manager, as Megatron-FSDP issues them."""
     keep_calls: Callable[[], int] | None = None
     """How many calls' GEMM timers to keep (None: all); see SpanRing."""
+    dp_size: int | None = None
+    """The dense data-parallel (dp_cp) size: Megatron scales dense and expert gradients by 1/dp.
+    None: each buffer's own group size."""
     spans: SpanRing = field(init=False)
 
     def __post_init__(self) -> None:
@@ -121,28 +126,36 @@ class FsdpStepKernel:
         return {"step": ("ag", "rs", "compute"), "compute_only": ("compute",),
                 "comm_only": ("ag", "rs")}[self.variant]
 
+    def _divisor(self, buf: ShardedBuffer) -> int:
+        return self.dp_size or len(buf.group_ranks)
+
     def _op(self, buf: ShardedBuffer) -> tuple[Any, float | None, str]:
         grad = "bf16" if buf.grad_full.dtype == torch.bfloat16 else "fp32"
-        return reduce_op(self.model.resolved_reduce_op(grad), len(buf.group_ranks),
+        return reduce_op(self.model.resolved_reduce_op(grad), self._divisor(buf),
                          "nccl" if self.dev.is_cuda else "gloo")
 
     def _scale(self, buf: ShardedBuffer) -> float | None:
         return self._op(buf)[1]
 
+    def _input_scale(self, buf: ShardedBuffer) -> int:
+        op = self._op(buf)[2]
+        return 1 if op == "sum" else len(buf.group_ranks) if op == "avg" else self._divisor(buf)
+
     @property
-    def rs_input_scale(self) -> int:
-        """The check fills RS inputs with n * b where the op divides by n, so sums stay counts."""
-        buf = next(iter(self.layers[0].values()))
-        return len(buf.group_ranks) if self._op(buf)[2] != "sum" else 1
+    def rs_input_scale(self) -> dict[str, int]:
+        """Per buffer kind: the check fills RS inputs with d * b where the op divides by d (the
+        group size under AVG, dp when scaling), so the reduced values stay exact counts."""
+        return {kind: self._input_scale(buf) for kind, buf in self.layers[0].items()}
 
     @property
     def rs_tolerance(self) -> float:
-        """Relative tolerance of the RS check: 1/n is inexact when n is not a power of two."""
-        buf = next(iter(self.layers[0].values()))
-        n = len(buf.group_ranks)
-        if self._op(buf)[2] == "sum" or n & (n - 1) == 0:
-            return 0.0
-        return n * (2.0**-7 if buf.grad_full.dtype == torch.bfloat16 else 2.0**-22)
+        """Relative tolerance of the RS check: 1/d is inexact when d is not a power of two."""
+        tolerance = 0.0
+        for buf in self.layers[0].values():
+            d = self._input_scale(buf)
+            if d & (d - 1):
+                tolerance = max(tolerance, d * (2.0**-7 if buf.grad_full.dtype == torch.bfloat16 else 2.0**-22))
+        return tolerance
 
     def describe(self) -> dict[str, Any]:
         buf = next(iter(self.layers[0].values()))
