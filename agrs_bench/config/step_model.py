@@ -27,6 +27,11 @@ Each default below was read from megatron-fsdp 0.6.1 (file and function named at
   the AG prefetch to half of it; `AllGatherPipeline.all_gather_params` adds the next units'
   buckets while the elements already prefetched beyond the needed unit are below that limit, and
   with `fsdp_double_buffer` stops where more than two units would be held (`need_skip_prefetch`).
+
+Not modelled: the RS queue (`suggested_RS_queue_capacity`: Megatron waits for older RSs once the
+queued gradients pass the unit size, which bounds memory, not overlap, at these sizes);
+coalescing several layers' buckets into one AG call (each layer and buffer kind is its own call
+here); the forward pass and its AGs (the step is the backward).
 """
 
 from __future__ import annotations
