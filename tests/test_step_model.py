@@ -88,3 +88,17 @@ def test_expert_gradients_are_scaled_by_the_dense_dp_size_as_megatron_does():
     averaged = FsdpStepKernel(CpuHandle(), layers, {}, gemm, model=step_model.StepModel(reduce_op="avg"), dp_size=4)
     assert averaged.rs_input_scale == {"dense": 4, "expert": 2}  # AVG divides by the RS group's size
     assert FsdpStepKernel(CpuHandle(), layers, {}, gemm).rs_input_scale == {"dense": 1, "expert": 1}  # ours: SUM
+
+
+def test_preflight_counts_the_step_models_gradients():
+    from agrs_bench.measure import preflight
+
+    args = ["--modes", "fsdp_step", "--step-sizes", "1GiB", "--layers", "1", "--buffers", "dense", "--no-check",
+            "--gemm", "1x1x1"]
+    ours = preflight.needed_bytes(parse_run_args([*args, "--step-model", "ours"], world_size=2, backend="gloo"))
+    megatron = preflight.needed_bytes(parse_run_args(args, world_size=2, backend="gloo"))
+    fp32 = preflight.needed_bytes(parse_run_args([*args, "--grad-dtype", "fp32"], world_size=2, backend="gloo"))
+    gib = 1024**3
+    assert round(ours[0][0] / gib, 2) == 3.0  # params 1.5 GiB + gradients 1.5 GiB (2 ranks)
+    assert round(megatron[0][0] / gib, 2) == 4.5  # + the scaled RS input and the main-gradient shard
+    assert round(fp32[0][0] / gib, 2) == 7.5  # fp32 gradients: twice those bytes
