@@ -27,6 +27,7 @@ from typing import Any
 import torch.distributed as dist
 
 from agrs_bench import interrupt
+from agrs_bench.config import models
 from agrs_bench.config.cli import launch_request, parse_run_args
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import EXIT_BAD_INPUT, EXIT_MEGATRON_MISMATCH, ConfigError, fail
@@ -39,6 +40,7 @@ from agrs_bench.measure.watchdog import Watchdog, margin_s
 from agrs_bench.results import files as results
 from agrs_bench.results import machine, resume, schema
 from agrs_bench.results.rundir import OWNER_ENV, check_run_dir, prepare_run_dir, stopped_line, take_run_dir
+from agrs_bench.vocab import STEP_MODES
 
 PROG = "agrs_bench.run"
 
@@ -146,6 +148,8 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
         say(rank, f"agrs_bench: {info.world_size} ranks on {len(set(nodes))} node(s), {info.backend}, "
                    f"layout {cfg.layout.describe()}, {len(cfg.cells())} cells -> {cfg.out_dir}"
                    + (f" (resuming: {len(skip_keys[0])} finished)" if cfg.resume else ""))
+        if cfg.model is not None:
+            say(rank, f"agrs_bench: {models.summary_line(cfg.model_record())}")
         untimed = {schema.cell_key(c) for c in cfg.cells() if c["source"] in fixtures.untimed_sources}
         measure_all(cfg, info, fixtures, finished, skip={tuple(k) for k in skip_keys[0]} | untimed,
                     nodes=nodes, watchdog=watchdog, devices=devices)
@@ -377,11 +381,16 @@ def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
         sys.stderr = _StderrOutlivingItsReader(sys.stderr)  # type: ignore[assignment]
     rank, world = launch.rank, launch.world_size
     try:
-        if world < 2:
+        try:
+            cfg = parse_run_args(argv, world_size=world, gpus=distributed.visible_gpus(),
+                                 local_world_size=launch.local_world_size, stored=resume.stored_for_flags)
+        except ConfigError:
+            if world >= 2:
+                raise
+            cfg = None  # one rank: say that first, whatever else the flags get wrong
+        if cfg is None or world < 2 and not (cfg.backend == "nccl" and set(cfg.modes) <= set(STEP_MODES)):
             raise ConfigError(f"world size {world}: AG/RS overlap needs at least 2 ranks "
-                              "(use --nproc-per-node=2 or more)")
-        cfg = parse_run_args(argv, world_size=world, gpus=distributed.visible_gpus(),
-                             local_world_size=launch.local_world_size, stored=resume.stored_for_flags)
+                              "(use --nproc-per-node=2 or more; a step mode alone runs on one GPU)")
         skip_cells = check_run_dir(cfg) if rank == 0 else []
     except ConfigError as err:
         if rank == 0:

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 MODES = ("ag", "rs", "ag_rs", "fsdp_step")
 COLLECTIVE_MODES = ("ag", "rs", "ag_rs")
+# Megatron-FSDP's own step (fully_shard_model): needs CUDA and the optional megatron-fsdp package,
+# so a run leaves it out unless asked.
+MEGATRON_FSDP_MODES = ("mfsdp_step",)
+ALL_MODES = MODES + MEGATRON_FSDP_MODES
+STEP_MODES = ("fsdp_step", "mfsdp_step")
+MEGATRON_FSDP_INSTALL = "pip install -e '.[mfsdp]' (needs a CUDA build of torch)"
 MODE_ROLES = {"ag": ("ag",), "rs": ("rs",), "ag_rs": ("ag", "rs"), "fsdp_step": ("ag", "rs", "compute")}
 BUFFERS = ("dense", "expert")
 SOURCES = ("single_comm", "global_state", "pg_collection", "megatron_core")

@@ -15,6 +15,9 @@
 #      OUT/<card>-x<N>-levers/; the low_contention style beside role_streams:
 #      OUT/<card>-x<N>-low-contention/; then each lever setting on every source:
 #      OUT/<card>-x<N>-lever-<setting>/ (dry run: the levers must be refused on gloo).
+#   7. Megatron-FSDP's own step beside the modelled step (Megatron's issue path) for a dense and a
+#      MoE preset on N GPUs (the carried megatron-fsdp and einops wheels):
+#      scripts/device_megatron_fsdp.sh into OUT/<card>-x<N>-megatron-fsdp/.
 # Usage, from the repository root, AGRS_BENCH_COMMIT=<sha> set when the tree has no .git:
 #   scripts/device_remeasure.sh OUT_DIR [LAUNCHES]        (LAUNCHES default 3, at least 3)
 # With AGRS_BENCH_DRY_RUN=1 it runs every step on 2 gloo ranks with tiny sizes (CPU only), so
@@ -129,6 +132,18 @@ else
     say "6. lever $setting on every source, $gpus GPUs: exit $rc"
     [[ $rc == 0 ]] || status=1
   done
+fi
+# 7. Megatron-FSDP's own step beside the modelled one (real GPUs only: it needs CUDA).
+if [[ ${AGRS_BENCH_DRY_RUN:-0} != 1 ]]; then
+  fsdp_wheels=(.whl/megatron_fsdp-*.whl .whl/einops-*.whl)
+  if [[ -f ${fsdp_wheels[0]} ]]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "${fsdp_wheels[@]}" \
+      && export PYTHONPATH="/tmp/site:$PWD"
+  fi
+  "$(dirname "$0")/device_megatron_fsdp.sh" "$out/$card-x$gpus-megatron-fsdp" 4 20 >> "$summary" 2>&1
+  rc=$?
+  say "7. Megatron-FSDP's own step beside the modelled one on $gpus GPUs: exit $rc"
+  [[ $rc == 0 ]] || status=1
 fi
 say "done: exit $status"
 exit "$status"

@@ -20,7 +20,7 @@ def test_issue_styles_multiply_collective_cells_only():
     for cell in cells:
         by_mode.setdefault(cell["mode"], []).append(cell["issue"])
     assert by_mode["ag_rs"] == ["role_streams", "megatron_fsdp"]
-    assert by_mode["fsdp_step"] == ["role_streams"]  # the step always issues on role streams
+    assert by_mode["fsdp_step"] == ["role_streams", "megatron_fsdp"]  # the step takes the style too
     assert schema.cell_id(dict(cells[1], world_size=2)) == "ag-dense-single_comm-4KiB-megatron_fsdp"
     assert cfg.record()["issues"] == ["role_streams", "megatron_fsdp"]
 

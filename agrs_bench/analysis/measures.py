@@ -92,17 +92,19 @@ def pair_measures(*, ag: Sequence[float] | None, rs: Sequence[float] | None, ag_
     return found
 
 
-def step_measures(*, step: Sequence[float], compute_only: Sequence[float], comm_only: Sequence[float],
+def step_measures(*, step: Sequence[float], compute_only: Sequence[float], comm_only: Sequence[float] | None,
                   compute_in_step: Sequence[float] | None = None,
                   compute_alone: Sequence[float] | None = None) -> dict[str, Any]:
     """fsdp_step from its three parts sampled in the same rounds: exposed communication (step -
     compute-only), its share of communication alone, and the slowdown of the step's GEMMs."""
     found: dict[str, Any] = {"compute_only_s": float(np.median(compute_only)),
-                             "comm_only_s": float(np.median(comm_only))}
+                             "comm_only_s": float(np.median(comm_only)) if comm_only else None}
     median = stats.median_interval(step, paired.CONFIDENCE)
     found["median_ci_s"] = median.bounds() if median else None
     found["median_interval_coverage"] = median.coverage if median else None
-    parts = {"step": step, "compute_only": compute_only, "comm_only": comm_only}
+    parts = {"step": step, "compute_only": compute_only}
+    if comm_only:  # mfsdp_step has no comm-only part
+        parts["comm_only"] = comm_only
     _with_ci(found, "exposed_comm_s", paired.paired_interval(
         parts, lambda m: m["step"] - m["compute_only"]))
     found["exposed_comm_fraction"] = (found["exposed_comm_s"] / found["comm_only_s"]

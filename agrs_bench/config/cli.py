@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from agrs_bench.config import models, step_model
 from agrs_bench.config import toml_file as config_file
 from agrs_bench.config.levers import check_levers_supported
 from agrs_bench.config.nccl_options import parse_nccl_options
@@ -27,12 +28,13 @@ from agrs_bench.config.run_config import (
 from agrs_bench.errors import ArgumentParser, ConfigError, integer, number
 from agrs_bench.topology.cli import add_layout_flags, layout_from_args
 from agrs_bench.vocab import (
+    ALL_MODES,
     BUFFERS,
     DEFAULT_ISSUE,
     DEFAULT_SOURCES,
     ISSUE_STYLES,
+    MEGATRON_FSDP_INSTALL,
     MEGATRON_INSTALL,
-    MODES,
     RS_GROUP_KIND,
     SOURCES,
 )
@@ -64,6 +66,14 @@ def require_megatron_core() -> None:
                           f"{MEGATRON_INSTALL}")
 
 
+def require_megatron_fsdp() -> None:
+    """--modes mfsdp_step without megatron-fsdp (or its einops) installed: bad input, before launch."""
+    missing = [name for name in ("megatron_fsdp", "einops") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"--modes mfsdp_step needs {' and '.join(missing)}, not installed: "
+                          f"{MEGATRON_FSDP_INSTALL}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="agrs_bench.run", description="Measure AG/RS overlap per group source.",
                             epilog=EXIT_STATUSES)
@@ -74,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "every group), and results record that size")
     parser.add_argument("--dtype", default="bf16", help="bf16 or fp32 (default: %(default)s)")
     parser.add_argument("--modes", default=DEFAULT_MODES,
-                        help=f"comma list of {', '.join(MODES)} (default: %(default)s)")
+                        help=f"comma list of {', '.join(ALL_MODES)} (default: %(default)s; mfsdp_step, "
+                        f"Megatron-FSDP's own step, needs CUDA and {MEGATRON_FSDP_INSTALL})")
     parser.add_argument("--buffers", default=",".join(BUFFERS), help="dense, expert or both (default: %(default)s)")
     parser.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
                         help=f"comma list of {', '.join(SOURCES)} (default: %(default)s; megatron_core needs "
@@ -97,6 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {DEFAULTS['nccl']['step_sizes']} on GPU, {DEFAULTS['gloo']['step_sizes']} on CPU)")
     parser.add_argument("--gemm", help="fsdp_step: per-layer GEMM MxNxK "
                         f"(default: {DEFAULTS['nccl']['gemm']} on GPU, {DEFAULTS['gloo']['gemm']} on CPU)")
+    parser.add_argument("--model", help="steps: per-layer dense and expert bytes of a model preset "
+                        f"({', '.join(models.PRESETS)}) or a .toml file of its shape, per rank of the layout "
+                        "(replaces --step-sizes)")
+    parser.add_argument("--step-model", default="megatron", choices=step_model.STEP_MODELS,
+                        help="fsdp_step: megatron (Megatron-FSDP's defaults: scale+SUM or PreMulSum, "
+                        "main-gradient accumulation, AG/RS wait for compute, size-based prefetch) or ours "
+                        "(one layer of prefetch, plain SUM; default: %(default)s)")
+    parser.add_argument("--reduce-op", choices=step_model.REDUCE_OPS,
+                        help="fsdp_step: the gradients' reduce op (default: the step model's; megatron: "
+                        "scale_sum for bf16 gradients, premul_sum otherwise; avg = average_in_collective)")
+    parser.add_argument("--grad-dtype", choices=step_model.GRAD_DTYPES,
+                        help="fsdp_step: dtype of the reduce-scattered gradients (param: the --dtype; fp32: "
+                        "Megatron's main_grads_dtype / grad_comm_dtype fp32, RS moves 2x AG's bytes with bf16)")
+    parser.add_argument("--prefetch", choices=step_model.PREFETCHES,
+                        help="fsdp_step: AG prefetch (size: Megatron's unit-size limit; size_double_buffer: "
+                        "and at most 2 layers, as fsdp_double_buffer; one_layer: ours)")
+    parser.add_argument("--tokens", type=integer, default=4096,
+                        help="mfsdp_step: tokens per rank and step (default: %(default)s)")
     parser.add_argument("--timeout", type=number, help="seconds before a stuck collective fails the run "
                         f"(default: {DEFAULTS['nccl']['timeout']:g} on GPU, {DEFAULTS['gloo']['timeout']:g} on CPU)")
     parser.add_argument("--no-check", action="store_true", help="skip verifying AG/RS outputs")
@@ -161,8 +190,20 @@ def defaults_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "sweep_nccl_options": record["sweep_nccl_options"], "backend": record["backend"],
         # Fields newer than some recorded runs: a run recorded without them used the defaults.
         "trace": record.get("trace", False), "issue": ",".join(record.get("issues", [DEFAULT_ISSUE])),
+        **_step_model_defaults(record.get("step_model")),
+        # --model derived the step sizes: restore the model, not its sizes (the two exclude each other).
+        **({"model": record["model"]["name"], "tokens": record["tokens"], "step_sizes": None}
+           if record.get("model") else {}),
         **{axis: layout.get(axis) for axis in LAYOUT_FLAGS}, "order": layout["order"],
     }
+
+
+def _step_model_defaults(recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """A run recorded before the step model existed ran `ours`' schedule with plain SUM."""
+    if not recorded:
+        return {"step_model": "ours"}
+    return {"step_model": recorded["name"], "reduce_op": recorded["reduce_op"],
+            "grad_dtype": "fp32" if recorded["grad_dtype"] == "fp32" else "param", "prefetch": recorded["prefetch"]}
 
 
 def _parse(argv: list[str], stored: Callable[[str], dict[str, Any]] | None
@@ -259,11 +300,22 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
 
     if "megatron_core" in parse_choices(args.sources, SOURCES, "source"):
         require_megatron_core()
+    modes = parse_choices(args.modes, ALL_MODES, "mode")
+    model = models.resolve(args.model) if args.model else None
+    step_sizes = defaults["step_sizes"] if args.step_sizes is None else args.step_sizes
+    if model is not None:
+        if args.step_sizes is not None:
+            raise ConfigError("--model and --step-sizes both set the step's bytes: give one")
+        derived = models.layer_bytes(model, tp=layout.tp, ep=layout.ep, etp=layout.etp,
+                                     element_bytes=2 if args.dtype == "bf16" else 4)
+        step_sizes = str(derived.dense_bytes or derived.expert_bytes)
+    if "mfsdp_step" in modes and backend == "nccl":
+        require_megatron_fsdp()
     cfg = RunConfig(
         layout=layout, backend=backend,
         sizes_bytes=sizes(defaults["sizes"] if args.sizes is None else args.sizes),
         dtype=args.dtype,
-        modes=parse_choices(args.modes, MODES, "mode"),
+        modes=modes,
         buffers=buffers,
         sources=parse_choices(args.sources, SOURCES, "source"),
         issues=parse_choices(args.issue, ISSUE_STYLES, "issue style"),
@@ -272,7 +324,7 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
         ops_per_sample=args.ops_per_sample,
         target_sample_ms=DEFAULT_SAMPLE_MS if args.sample_ms is None else args.sample_ms,
         step_layers=args.layers,
-        step_sizes_bytes=sizes(defaults["step_sizes"] if args.step_sizes is None else args.step_sizes),
+        step_sizes_bytes=sizes(step_sizes),
         gemm_mnk=parse_gemm(defaults["gemm"] if args.gemm is None else args.gemm),
         out_dir=out,
         timeout_s=defaults["timeout"] if args.timeout is None else args.timeout,
@@ -287,6 +339,9 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
         sweep_nccl_options=args.sweep_nccl_options,
         resume=bool(args.resume),
         extra={"argv": list(argv)},
+        model=model,
+        tokens=args.tokens,
+        step_model=step_model.from_flags(args.step_model, args.reduce_op, args.grad_dtype, args.prefetch),
     )
     check_levers_supported(cfg)
     return cfg

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agrs_bench.config.bounds import check_run_bounds
+from agrs_bench.config.models import LayerBytes, ModelShape, describe, layer_bytes
 from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
+from agrs_bench.config.step_model import StepModel
 from agrs_bench.errors import ConfigError
 from agrs_bench.topology.layout import Layout
 from agrs_bench.vocab import (
+    ALL_MODES,
     BUFFERS,
     COLLECTIVE_MODES,
     DEFAULT_ISSUE,
@@ -21,6 +24,7 @@ from agrs_bench.vocab import (
     MODES,
     RS_GROUP_KIND,
     SOURCES,
+    STEP_MODES,
 )
 
 UNITS = {"": 1, "B": 1, "K": 1024, "KIB": 1024, "M": 1024**2, "MIB": 1024**2, "G": 1024**3,
@@ -135,8 +139,8 @@ class RunConfig:
     sources: tuple[str, ...] = DEFAULT_SOURCES
     """Where the AG groups come from (megatron_core: built by the installed megatron-core)."""
     issues: tuple[str, ...] = (DEFAULT_ISSUE,)
-    """How eager ag/rs/ag_rs cells issue their collectives: role_streams and/or megatron_fsdp
-    (fsdp_step and CUDA-graph cells always use role_streams)."""
+    """How eager ag/rs/ag_rs and fsdp_step cells issue their collectives: role_streams and/or
+    megatron_fsdp (CUDA-graph cells always use role_streams)."""
     num_warmup: int = 5
     """Untimed iterations per cell."""
     num_samples: int = 20
@@ -177,13 +181,19 @@ class RunConfig:
     """Finish the incomplete run in out_dir: keep its finished cells, measure the missing ones."""
     extra: dict = field(default_factory=dict)
     """Free-form notes recorded in results (e.g. the command line)."""
+    model: ModelShape | None = None
+    """--model: the transformer shape whose per-rank layer bytes the steps use (config.models)."""
+    tokens: int = 4096
+    """mfsdp_step: tokens per rank and step (the rows of every block's GEMMs)."""
+    step_model: StepModel = StepModel()
+    """fsdp_step: how its gradients are reduced and its AG prefetched (Megatron-FSDP's defaults)."""
 
     def __post_init__(self) -> None:
         if self.backend not in ("nccl", "gloo"):
             raise ConfigError(f"backend {self.backend!r} is not nccl or gloo")
         if self.dtype not in ("bf16", "fp32"):
             raise ConfigError(f"dtype {self.dtype!r} is not bf16 or fp32")
-        for what, chosen, allowed in (("mode", self.modes, MODES), ("buffer", self.buffers, BUFFERS),
+        for what, chosen, allowed in (("mode", self.modes, ALL_MODES), ("buffer", self.buffers, BUFFERS),
                                       ("source", self.sources, SOURCES),
                                       ("issue style", self.issues, ISSUE_STYLES)):
             for item in chosen:
@@ -201,7 +211,9 @@ class RunConfig:
         for buffer in self.buffers:
             kind = RS_GROUP_KIND[buffer]
             size = len(self.layout.rank_lists(kind)[0])
-            if size < 2:
+            # A step of one rank still runs its library's code path (NCCL copies locally), the
+            # one thing a one-GPU host can show; collectives of one rank measure nothing.
+            if size < 2 and not (self.backend == "nccl" and set(self.modes) <= set(STEP_MODES)):
                 raise ConfigError(f"buffer {buffer!r}: its {kind} group has {size} rank with this layout "
                                   f"({self.layout.describe()}); AG/RS need at least 2 "
                                   "(change the layout or leave the buffer out with --buffers)")
@@ -211,9 +223,35 @@ class RunConfig:
             if self.sweep_nccl_options or not (self.ag_options.is_default and self.rs_options.is_default):
                 raise ConfigError("NCCL options need the nccl backend; this run uses gloo on CPU "
                                   f"(ag: {self.ag_options.label()}, rs: {self.rs_options.label()})")
+        if "mfsdp_step" in self.modes and self.backend != "nccl":
+            raise ConfigError("--modes mfsdp_step needs CUDA: Megatron-FSDP creates CUDA streams; "
+                              "this run uses gloo on CPU")
+        if self.tokens < 1:
+            raise ConfigError(f"tokens must be >= 1, got {self.tokens}")
         if self.sweep_nccl_options and "pg_collection" not in self.sources:
             raise ConfigError("--sweep-nccl-options sweeps pg_collection, which --sources leaves out")
         check_run_bounds(self)
+
+    def step_bytes(self, kind: str, size_bytes: int) -> int:
+        """A step layer's bucket bytes of buffer `kind`: the cell's size, or with --model the
+        model's per-rank expert bytes for expert buckets (padded like every size)."""
+        if self.model is None or kind != "expert":
+            return size_bytes
+        derived = self.model_bytes()
+        group = len(self.layout.rank_lists(RS_GROUP_KIND[kind])[0])
+        return moved_bytes(derived.expert_bytes or size_bytes, (group,))
+
+    def model_bytes(self) -> LayerBytes:
+        """--model's per-rank layer bytes under this layout (config.models.layer_bytes)."""
+        return layer_bytes(self.model, tp=self.layout.tp, ep=self.layout.ep, etp=self.layout.etp,
+                           element_bytes=2 if self.dtype == "bf16" else 4)
+
+    def model_record(self) -> dict | None:
+        """What the run says about --model: the preset and the bytes it derived (results)."""
+        if self.model is None:
+            return None
+        lay = self.layout
+        return describe(self.model, self.model_bytes(), tp=lay.tp, ep=lay.ep, etp=lay.etp, layers=self.step_layers)
 
     def option_pairs(self, source: str) -> list[tuple[NcclOptions, NcclOptions]]:
         """The (AG, RS) options each source is measured under."""
@@ -237,24 +275,30 @@ class RunConfig:
             "ag_options": self.ag_options.label(),
             "rs_options": self.rs_options.label(), "sweep_nccl_options": self.sweep_nccl_options,
             "issues": list(self.issues), "argv": self.extra.get("argv", []),
+            **({"model": self.model_record(), "tokens": self.tokens} if self.model else {}),
+            "step_model": self.step_model.record(self.dtype),
         }
 
     def cells(self) -> list[dict]:
         """Every cell's params, in measuring order: size, buffer, source, options, exec, mode."""
         execs = ("eager", "graph") if self.graph else ("eager",)
-        collective_modes = [m for m in self.modes if m != "fsdp_step"]
+        collective_modes = [m for m in self.modes if m not in STEP_MODES]
         plan = [(size, buffer, collective_modes) for size in self.sizes_bytes for buffer in self.buffers]
         if "fsdp_step" in self.modes:
             plan += [(size, "+".join(self.buffers), ["fsdp_step"]) for size in self.step_sizes_bytes]
+        if "mfsdp_step" in self.modes:
+            plan += [(size, "+".join(self.buffers), ["mfsdp_step"]) for size in self.step_sizes_bytes]
         cells = []
         for size, buffer, modes in plan:
             for source in self.sources:
                 for ag, rs in self.option_pairs(source):
                     for exec_mode in execs:
                         for mode in modes:
-                            # megatron_fsdp: eager ag/rs/ag_rs cells (its async coalesced ops are
-                            # untested inside a CUDA graph; the step issues on role streams).
-                            styled = mode in COLLECTIVE_MODES and exec_mode == "eager"
+                            # megatron_fsdp: eager ag/rs/ag_rs and fsdp_step cells. Graph cells issue
+                            # on role streams: the async coalesced AG hands back a work handle whose
+                            # wait() ties the capture stream to NCCL's internal stream, a capture we
+                            # have not verified (Megatron-FSDP itself waits on the handle eagerly).
+                            styled = mode in (*COLLECTIVE_MODES, "fsdp_step") and exec_mode == "eager"
                             for issue in (self.issues if styled else (DEFAULT_ISSUE,)):
                                 cells.append({"mode": mode, "buffer": buffer, "source": source,
                                               "size_bytes": size, "dtype": self.dtype, "exec": exec_mode,

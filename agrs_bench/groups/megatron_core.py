@@ -2,11 +2,11 @@
 
 Two generations of megatron-core exist, told apart by what the module has, never by its version:
 
-- `global_state` API (0.16.1): `initialize_model_parallel(..., create_all_gather_group=True)`
+- `global_state` API (0.16.1 and 0.17.x): `initialize_model_parallel(..., create_all_gather_group=True)`
   creates the dense AG group beside dp_cp; it is read with `get_data_parallel_group(
   with_context_parallel=True, independent_all_gather=True)`. There is no expert AG group: expert
   AG runs on the expert-DP communicator, as Megatron-FSDP 0.16.1 does.
-- `create_all_gather_groups` API (0.17 and later): `initialize_model_parallel(...)`, then, as
+- `create_all_gather_groups` API (first shipped in 0.18.0; 0.19.2 has it): `initialize_model_parallel(...)`, then, as
   Megatron's training loop (`megatron/training/training.py:get_model`) does,
   `create_all_gather_groups(for_expert_parallelism=ep > 1)` into
   `ProcessGroupCollection.use_mpu_process_groups()` as `dp_cp_ag` / `expt_dp_ag`. A None AG group

@@ -60,21 +60,28 @@ class ShardedBuffer:
     param_full: torch.Tensor
     grad_full: torch.Tensor
     grad_shard: torch.Tensor
+    grad_comm: torch.Tensor | None = None
+    """The step's scaled RS input (Megatron-FSDP's scale-then-SUM), when its reduce op scales."""
+    main_grad: torch.Tensor | None = None
+    """The step's main-gradient shard, which every reduced shard is added into."""
 
     @property
     def shard_numel(self) -> int:
         return self.param_shard.numel()
 
 
-def make_buffer(kind: str, size_bytes: int, dtype: torch.dtype, group_ranks: list[int], device) -> ShardedBuffer:
+def make_buffer(kind: str, size_bytes: int, dtype: torch.dtype, group_ranks: list[int], device,
+                grad_dtype: torch.dtype | None = None) -> ShardedBuffer:
+    """`size_bytes` counts parameters; gradients in `grad_dtype` (default: the same) may be wider."""
     n = len(group_ranks)
     numel = shard_numel(size_bytes, torch.empty((), dtype=dtype).element_size(), n)
+    grad_dtype = grad_dtype or dtype
     return ShardedBuffer(
         group_ranks=list(group_ranks),
         param_shard=torch.empty(numel, dtype=dtype, device=device),
         param_full=torch.empty(numel * n, dtype=dtype, device=device),
-        grad_full=torch.empty(numel * n, dtype=dtype, device=device),
-        grad_shard=torch.empty(numel, dtype=dtype, device=device),
+        grad_full=torch.empty(numel * n, dtype=grad_dtype, device=device),
+        grad_shard=torch.empty(numel, dtype=grad_dtype, device=device),
     )
 
 
@@ -85,9 +92,11 @@ def fill_for_check(buf: ShardedBuffer, rank: int, base: int, rs_scale: int = 1) 
     what a SUM of the plain pattern gives, so `expected_rs` serves both."""
     numel, dtype, device = buf.shard_numel, buf.param_shard.dtype, buf.param_shard.device
     buf.param_shard.copy_(ag_pattern(rank, numel, base, dtype, device))
-    buf.grad_full.copy_(rs_pattern(rank, numel * len(buf.group_ranks), base, dtype, device) * rs_scale)
+    buf.grad_full.copy_(rs_pattern(rank, numel * len(buf.group_ranks), base, buf.grad_full.dtype, device) * rs_scale)
     buf.param_full.fill_(float("nan"))
     buf.grad_shard.fill_(float("nan"))
+    if buf.main_grad is not None:
+        buf.main_grad.fill_(float("nan"))  # the step zeroes it first: a step that does not shows
 
 
 def expected_ag(buf: ShardedBuffer, base: int) -> torch.Tensor:
@@ -96,7 +105,7 @@ def expected_ag(buf: ShardedBuffer, base: int) -> torch.Tensor:
 
 
 def expected_rs(buf: ShardedBuffer, rank: int, base: int) -> torch.Tensor:
-    numel, dtype, device = buf.shard_numel, buf.param_shard.dtype, buf.param_shard.device
+    numel, dtype, device = buf.shard_numel, buf.grad_shard.dtype, buf.param_shard.device
     position = buf.group_ranks.index(rank)
     total = torch.zeros(numel, dtype=torch.float32, device=device)
     for member in buf.group_ranks:
@@ -105,9 +114,15 @@ def expected_rs(buf: ShardedBuffer, rank: int, base: int) -> torch.Tensor:
     return total.to(dtype)
 
 
-def first_mismatch(got: torch.Tensor, expected: torch.Tensor) -> tuple[int, float, float] | None:
-    """(index, got, expected) of the first wrong element, or None when all match."""
-    wrong = (got != expected) | torch.isnan(got)
+def first_mismatch(got: torch.Tensor, expected: torch.Tensor, rel_tol: float = 0.0
+                   ) -> tuple[int, float, float] | None:
+    """(index, got, expected) of the first wrong element, or None when all match (within
+    `rel_tol` of max(1, |expected|): a scaled RS of a group whose size is not a power of two)."""
+    if rel_tol:
+        wrong = (got.float() - expected.float()).abs() > rel_tol * expected.float().abs().clamp_min(1.0)
+        wrong |= torch.isnan(got)
+    else:
+        wrong = (got != expected) | torch.isnan(got)
     if not bool(wrong.any()):
         return None
     index = int(wrong.nonzero()[0].item())

@@ -28,7 +28,7 @@ from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan
 from agrs_bench.results import schema
-from agrs_bench.vocab import size_label
+from agrs_bench.vocab import STEP_MODES, size_label
 
 REFERENCE_METHOD = ("nccl-tests style: ops_per_sample back-to-back ops on one stream per event pair, "
                     "held like the measurement, sampled in the same rounds")
@@ -40,7 +40,7 @@ class OutputCheckError(RuntimeError):
 
 def comparison_id(params: dict[str, Any]) -> str:
     """The interleaved group a cell is sampled in (results: extra_info.comparison)."""
-    head = "fsdp_step-" if params["mode"] == "fsdp_step" else ""
+    head = f"{params['mode']}-" if params["mode"] in STEP_MODES else ""
     return f"{head}{params['buffer']}-{size_label(int(params['size_bytes']))}-{params.get('exec', 'eager')}"
 
 
@@ -92,16 +92,22 @@ def plan_of(cfg: RunConfig, exec_mode: str) -> TimingPlan:
                       hide_launch=cfg.hide_launch, graph=exec_mode == "graph")
 
 
-def _problems(buf: bufs.ShardedBuffer, mode: str, rank: int, base: int) -> list[str]:
+def _problems(buf: bufs.ShardedBuffer, mode: str, rank: int, base: int, rs_tolerance: float = 0.0) -> list[str]:
     found = []
     if mode in ("ag", "ag_rs", "fsdp_step"):
         bad = bufs.first_mismatch(buf.param_full, bufs.expected_ag(buf, base))
         if bad:
             found.append(f"AG output element {bad[0]} is {bad[1]}, expected {bad[2]}")
     if mode in ("rs", "ag_rs", "fsdp_step"):
-        bad = bufs.first_mismatch(buf.grad_shard, bufs.expected_rs(buf, rank, base))
+        expected = bufs.expected_rs(buf, rank, base)
+        bad = bufs.first_mismatch(buf.grad_shard, expected, rs_tolerance)
         if bad:
             found.append(f"RS output element {bad[0]} is {bad[1]}, expected {bad[2]}")
+        if mode == "fsdp_step" and buf.main_grad is not None:  # added once per step, not twice
+            bad = bufs.first_mismatch(buf.main_grad, expected, rs_tolerance)
+            if bad:
+                found.append(f"main-gradient element {bad[0]} is {bad[1]}, expected {bad[2]} "
+                             "(the reduced shard added once)")
     return found
 
 
@@ -115,7 +121,8 @@ def agree_on_check(cell: str, rank: int, mine: list[str]) -> None:
 
 
 def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.ShardedBuffer]],
-             rs_scale: int = 1) -> Callable[[Callable[[], None]], None] | None:
+             rs_scale: int | dict[str, int] = 1, rs_tolerance: float = 0.0
+             ) -> Callable[[Callable[[], None]], None] | None:
     """Fill and poison the buffers of `cell`, run one sample, verify it on every rank, agree.
     `rs_scale`: the kernel's RS input scale (n under ReduceOp.AVG, so the expected sums hold)."""
     if not ctx.cfg.check:
@@ -125,13 +132,14 @@ def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.Sha
     def check(run_sample: Callable[[], None]) -> None:
         for layer in layers:
             for kind, buf in layer.items():
-                bufs.fill_for_check(buf, ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_scale=rs_scale)
+                scale = rs_scale[kind] if isinstance(rs_scale, dict) else rs_scale
+                bufs.fill_for_check(buf, ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_scale=scale)
         run_sample()
         dev.synchronize()
         agree_on_check(name, ctx.rank, [
             f"{'layer ' + str(i) + ' ' + kind + ': ' if len(layers) > 1 else ''}{p}"
             for i, layer in enumerate(layers) for kind, buf in layer.items()
-            for p in _problems(buf, cell["mode"], ctx.rank, bufs.pattern_base(kind, cell["source"]))])
+            for p in _problems(buf, cell["mode"], ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_tolerance)])
     return check
 
 
@@ -162,7 +170,7 @@ def _reference_info(ctx: Context, cell: dict[str, Any], samples: PairedSamples |
 def _common(ctx: Context, cell: dict[str, Any], comparison: str) -> dict[str, Any]:
     extra: dict[str, Any] = {"comparison": comparison, "checked": ctx.cfg.check}
     source = ctx.sources[(cell["source"], cell["nccl_options"])]
-    kinds = ctx.cfg.buffers if cell["mode"] == "fsdp_step" else (cell["buffer"],)
+    kinds = ctx.cfg.buffers if cell["mode"] in STEP_MODES else (cell["buffer"],)
     shares = {kind: ag_shares_rs_comm(source, kind) for kind in kinds}
     extra["ag_shares_rs_comm"] = any(shares.values())  # some AG ran on its RS communicator
     if len(kinds) > 1:
@@ -221,7 +229,9 @@ def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any
 def make_step_layers(cfg: RunConfig, size_bytes: int, group_ranks: dict[str, list[int]], device
                      ) -> list[dict[str, bufs.ShardedBuffer]]:
     dtype = bufs.DTYPES[cfg.dtype]
-    return [{kind: bufs.make_buffer(kind, size_bytes, dtype, group_ranks[kind], device)
+    grad_dtype = bufs.DTYPES[cfg.step_model.grad_dtype_for(cfg.dtype)]
+    return [{kind: bufs.make_buffer(kind, cfg.step_bytes(kind, size_bytes), dtype, group_ranks[kind], device,
+                                    grad_dtype=grad_dtype)
              for kind in cfg.buffers} for _ in range(cfg.step_layers)]
 
 
@@ -235,17 +245,25 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]],
     m, n, k = cfg.gemm_mnk
     gemm = Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], ctx.dev.device)
     parts, kernels, lever_info = [], {}, {}
+    built: dict[str, Sampler] = {}  # the GEMM timers kept: the last rounds x ops-per-sample calls
+
+    def keep_calls() -> int:
+        return cfg.num_samples * max(1, built["sampler"].ops if built else 1)
     for cell in cells:
         dev, source = ctx.handles[cell["nccl_options"]], ctx.sources[(cell["source"], cell["nccl_options"])]
         groups = {kind: (source.group(kind, "ag"), source.group(kind, "rs")) for kind in cfg.buffers}
         mine, lever_info[ctx.name(cell)] = cell_levers.cell_buffers(cfg, cell, layers, groups, held or ExitStack(),
                                                                     ctx.dev.device)
         for variant in VARIANTS:
-            kernel = FsdpStepKernel(dev, mine, groups, gemm, variant=variant, time_compute=eager)
+            kernel = FsdpStepKernel(dev, mine, groups, gemm, variant=variant, time_compute=eager,
+                                    model=cfg.step_model, issue=cell.get("issue", "role_streams"),
+                                    keep_calls=keep_calls, dp_size=len(cfg.layout.rank_lists("dp_cp")[0]))
             kernels[(ctx.name(cell), variant)] = kernel
-            check = _checker(ctx, cell, mine) if variant == "step" else None
+            check = (_checker(ctx, cell, mine, rs_scale=kernel.rs_input_scale, rs_tolerance=kernel.rs_tolerance)
+                     if variant == "step" else None)
             parts.append(Part(f"{variant}:{ctx.name(cell)}", dev, kernel, kernel.roles, check))
-    samples = Sampler(parts, plan_of(cfg, first.get("exec", "eager"))).run()
+    built["sampler"] = Sampler(parts, plan_of(cfg, first.get("exec", "eager")))
+    samples = built["sampler"].run()
     rounds, ops = cfg.num_samples, samples.ops_per_sample
     spans: dict[tuple[str, str], list[float]] = {}
     if eager:  # summed GEMM spans per call, the mean per round, then the slowest rank's
@@ -272,12 +290,16 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]],
             if samples.short(f"{variant}:{name}"):
                 warnings.append(f"{variant} samples fell short of the {samples.target_sample_s * 1e3:g} ms "
                                 f"budget: shortest {variant_min[variant] * 1e3:.3g} ms")
-        extra = {**_common(ctx, cell, comparison), **lever_info[name], **info, "layers": cfg.step_layers,
+        extra = {**_common(ctx, cell, comparison), **lever_info[name], **info, **kernels[(name, "step")].describe(),
+                 "layers": cfg.step_layers,
                  "gemm_mnk": list(cfg.gemm_mnk),
                  "compute_only_data": list(samples.per_iter_s[f"compute_only:{name}"]),
                  "comm_only_data": list(samples.per_iter_s[f"comm_only:{name}"]),
                  "group_sizes": {kind: len(r) for kind, r in ctx.group_ranks.items()},
                  "group_ranks": dict(ctx.group_ranks)}
+        if not eager and "megatron_fsdp" in cfg.issues:
+            warnings.append("issued on role streams, not megatron_fsdp: a CUDA graph cannot hold Megatron-FSDP's "
+                            "async AG work-handle wait as we capture it (untested); its eager cell has that path")
         if eager:
             extra["compute_in_step_data"] = spans[(name, "step")]
             extra["compute_alone_data"] = spans[(name, "compute_only")]
@@ -293,6 +315,9 @@ def measure_comparison(ctx: Context, comparison: str, cells: list[dict[str, Any]
         with ExitStack() as held:  # registered buffers: deregistered before their pools go
             if cells[0]["mode"] == "fsdp_step":
                 return measure_steps(ctx, comparison, cells, held)
+            if cells[0]["mode"] == "mfsdp_step":  # imported here: it needs the optional megatron-fsdp
+                from agrs_bench.measure import megatron_fsdp_step
+                return megatron_fsdp_step.measure(ctx, comparison, cells)
             return measure_collectives(ctx, comparison, cells, held)
     finally:
         if ctx.dev.is_cuda:

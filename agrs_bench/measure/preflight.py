@@ -3,7 +3,8 @@
 The estimate is deliberately simple and a little generous. A collective cell over a group of n
 ranks holds a parameter shard, the gathered parameters, the full gradients and a gradient shard
 (2·S + 2·S/n bytes); the output check builds its expected data from int64 index ramps (about three
-of them over the full buffer). An fsdp_step cell holds that per layer and buffer kind, plus the GEMM.
+of them over the full buffer). An fsdp_step cell holds that per layer and buffer kind (gradients in
+the step model's dtype, with its scaled RS input and main-gradient shard), plus the GEMM.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 from agrs_bench.measure import buffers as bufs
-from agrs_bench.vocab import RS_GROUP_KIND, size_label
+from agrs_bench.vocab import RS_GROUP_KIND, STEP_MODES, size_label
 
 CHECK_RAMPS = 3  # int64 temporaries over the full buffer while the expected data is built
 
@@ -33,7 +34,7 @@ def needed_bytes(cfg: RunConfig) -> list[tuple[int, str]]:
     n = min(group.values())
     check = (lambda numel: CHECK_RAMPS * 8 * numel) if cfg.check else (lambda numel: 0)
     needs = []
-    if any(m != "fsdp_step" for m in cfg.modes):
+    if any(m not in STEP_MODES for m in cfg.modes):
         for size in cfg.sizes_bytes:
             held, numel = _buffer_bytes(size, element, n)
             needs.append((held + check(numel), f"--sizes {size_label(size)}"))
@@ -41,9 +42,15 @@ def needed_bytes(cfg: RunConfig) -> list[tuple[int, str]]:
         m, k, nn = cfg.gemm_mnk
         gemm = (m * k + k * nn + m * nn) * element
         needs.append((gemm, f"--gemm {m}x{k}x{nn}"))  # too large alone: name it, not --step-sizes
+        # The step model's gradients: in their own dtype, plus the scaled RS input (scale_sum)
+        # and the main-gradient shard (accumulation); bounded here by one more full gradient.
+        grad_factor = bufs.DTYPES[cfg.step_model.grad_dtype_for(cfg.dtype)].itemsize / element
+        extra = 1 + (cfg.step_model.accumulate or cfg.step_model.reduce_op != "sum")
         for size in cfg.step_sizes_bytes:
-            held, numel = _buffer_bytes(size, element, n)
-            needs.append((cfg.step_layers * len(cfg.buffers) * held + check(numel) + gemm,
+            layer_bytes = sum(_buffer_bytes(cfg.step_bytes(kind, size), element, n)[0] for kind in cfg.buffers)
+            held = int(layer_bytes / 2 * (1 + grad_factor * extra))
+            numel = _buffer_bytes(max(cfg.step_bytes(kind, size) for kind in cfg.buffers), element, n)[1]
+            needs.append((cfg.step_layers * held + check(numel) + gemm,
                           f"--step-sizes {size_label(size)} with --layers {cfg.step_layers}"))
     return needs
 

@@ -19,6 +19,7 @@ from agrs_bench.measure.faults import CORRUPT_AG_VAR, Faults, megatron_ag_layout
 from agrs_bench.measure.watchdog import Watchdog, margin_s
 from agrs_bench.results import files as results
 from agrs_bench.results import schema
+from agrs_bench.vocab import STEP_MODES
 
 
 def say(rank: int, text: str) -> None:
@@ -96,7 +97,7 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
         watchdog.disarm()
         record = telemetry.combine(every_rank)
         for offset, bench in enumerate(benches):
-            kinds = cfg.buffers if bench["params"]["mode"] == "fsdp_step" else (bench["params"]["buffer"],)
+            kinds = cfg.buffers if bench["params"]["mode"] in STEP_MODES else (bench["params"]["buffer"],)
             bench["extra_info"]["spans_nodes"] = any(spans[kind] for kind in kinds)
             bench["extra_info"]["telemetry"] = record
             if record.get("throttled"):

@@ -9,7 +9,7 @@ from typing import Any
 
 from agrs_bench.analysis import summary
 from agrs_bench.errors import ArgumentParser, ConfigError, cli_entry, fail
-from agrs_bench.render import figures, status
+from agrs_bench.render import figures, status, step_vs_megatron
 from agrs_bench.render import levers as levers_section
 from agrs_bench.render.answer import answer, shares_rs_comm
 from agrs_bench.results import schema
@@ -284,7 +284,7 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
               "|" + " --- |" * (15 if traced else 14)]
     for bench in doc["benchmarks"]:
         p, e = bench["params"], bench["extra_info"]
-        if p["mode"] == "fsdp_step":
+        if p["mode"] in ("fsdp_step", "mfsdp_step"):
             continue
         reference = _fmt(e.get("busbw_vs_reference"), ".0%") if "reference_omitted" not in e \
             else f"left out: {e['reference_omitted']}"
@@ -322,6 +322,7 @@ def render(doc: dict[str, Any], plots: Sequence[tuple[str, str]] = ()) -> str:
             lines += ["", "Sources against single_comm (eager, default options):", ""] + compared
     lines += _summary_sections(doc)
     lines += levers_section.section(doc)
+    lines += [""] + step_vs_megatron.section(doc)
     lines += ["", "Raw samples of every cell: results.json (`stats.data`, seconds per iteration)."]
     return "\n".join(lines) + "\n"
 

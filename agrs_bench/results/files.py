@@ -18,6 +18,7 @@ from agrs_bench.analysis import measures
 from agrs_bench.results import launches, schema
 from agrs_bench.analysis import stats
 from agrs_bench.analysis import summary
+from agrs_bench.vocab import STEP_MODES
 
 CELLS_FILE = "cells.jsonl"
 RESULTS_FILE = "results.json"
@@ -42,9 +43,9 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
     data = [float(x) for x in samples_s]
     block = dict(stats.summarize(data), data=data, iterations=ops_per_sample)
     extra = dict(extra_info)
-    if params["mode"] == "fsdp_step":
+    if params["mode"] in STEP_MODES:
         extra.update(measures.step_measures(
-            step=data, compute_only=extra["compute_only_data"], comm_only=extra["comm_only_data"],
+            step=data, compute_only=extra["compute_only_data"], comm_only=extra.get("comm_only_data"),
             compute_in_step=extra.get("compute_in_step_data"), compute_alone=extra.get("compute_alone_data")))
     else:
         extra.update(measures.collective_measures(
