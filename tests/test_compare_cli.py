@@ -140,11 +140,11 @@ def test_export_needs_no_baseline_and_range_is_the_interval_half_width(tmp_path,
 @pytest.mark.gloo
 def test_comma_separated_files_and_module_entry(tmp_path):
     files = []
-    for i, doc in enumerate(synthetic.side(2)):
+    for i, doc in enumerate(synthetic.side(3)):  # two launches of base, a third as head: each launch once
         path = tmp_path / f"r{i}.json"
         path.write_text(json.dumps(doc))
         files.append(str(path))
-    proc = launch.run([sys.executable, "-m", "agrs_bench.compare", ",".join(files), files[0],
+    proc = launch.run([sys.executable, "-m", "agrs_bench.compare", ",".join(files[:2]), files[2],
                        "--out", str(tmp_path / "cmp")], deadline_s=120)
     assert proc.returncode == 0, proc.stderr
     assert "base: 2 launch(es)" in (tmp_path / "cmp" / "comparison.md").read_text()
