@@ -184,8 +184,8 @@ RANKS_GRACE_S = 60.0
 (a rank saves within the watchdog's 20 s; torchrun waits 30 s before it kills a rank)."""
 
 
-def self_launch(argv: list[str]) -> int:
-    """Re-run this module under torch.distributed.run on every local GPU, or 2 CPU processes.
+def self_launch(argv: list[str], rank_module: str = PROG) -> int:
+    """Run `rank_module` (this one) under torch.distributed.run on every local GPU, or 2 CPU processes.
 
     The parent checks everything first, takes the run directory, then starts torchrun in a
     session of its own; SIGINT and SIGTERM to the parent end torchrun and every rank (the ranks
@@ -211,7 +211,7 @@ def self_launch(argv: list[str]) -> int:
     if not cfg.resume and "--out" not in argv and not any(a.startswith("--out=") for a in argv):
         argv = [*argv, "--out", cfg.out_dir]  # the children must not pick their own name
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "agrs_bench.run", *argv]
+           f"--nproc-per-node={nproc}", "-m", rank_module, *argv]
     try:
         status, stopped_by = _launch_and_wait(cmd, env)
     finally:
@@ -415,12 +415,14 @@ def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
     return status
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, rank_module: str = PROG) -> int:
+    """The program: a rank under torchrun, or the parent that launches `rank_module` (a module
+    whose main ends in this one) on every local GPU."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         launch = distributed.launch_env(os.environ)
         if launch is None:
-            return self_launch(argv)
+            return self_launch(argv, rank_module)
     except ConfigError as err:
         fail(str(err), PROG)
     except KeyboardInterrupt:  # Ctrl-C before torchrun started: nothing to stop, nothing written

@@ -13,9 +13,8 @@ import textwrap
 import pytest
 
 from agrs_bench.errors import ConfigError
-from agrs_bench.measure import faults
 from agrs_bench.topology.layout import AXES, MEGATRON_REFUSES, Layout
-from tests import launch
+from tests import fault_entry, launch
 
 # (our Layout kwargs, Megatron's message); world 8 each.
 REFUSED = {
@@ -116,17 +115,31 @@ def test_rank_lists_equal_megatron_core_rank_generator():
     assert checked > 100
 
 
-def test_corrupt_hook_builds_ag_groups_as_megatron_create_all_gather_groups_does(monkeypatch):
+def test_corrupt_fault_builds_ag_groups_as_megatron_create_all_gather_groups_does():
     layout = Layout(world_size=8, pp=2, order="tp-cp-ep-pp-dp")
     assert layout.group_of("dp_cp", 0) == [0, 2, 4, 6]
-    hooks = faults.Faults.from_environment({faults.CORRUPT_AG_VAR: "megatron_core"})
-    ag = hooks.ag_layout(layout, "megatron_core")
+    faults = fault_entry.Faults.from_environment({fault_entry.CORRUPT_AG_VAR: "megatron_core"})
+    assert faults.corrupt_sources == ("megatron_core",)
+    ag = fault_entry.megatron_ag_layout(layout)
     assert ag.order == "tp-cp-ep-dp-pp" and ag.rank_offset == 0
     assert ag.group_of("dp_cp", 0) == [0, 1, 2, 3]  # the example
-    assert hooks.ag_layout(layout, "pg_collection") is None
     # the old spelling means pg_collection
-    assert faults.Faults.from_environment({faults.CORRUPT_AG_VAR: "1"}).corrupt_sources == ("pg_collection",)
-    assert faults.Faults.from_environment({}) == faults.Faults()  # inert in a real run
+    assert fault_entry.Faults.from_environment({fault_entry.CORRUPT_AG_VAR: "1"}).corrupt_sources == ("pg_collection",)
+    assert fault_entry.Faults.from_environment({}) == fault_entry.Faults()  # no fault asked for
+    assert fault_entry.Faults.from_environment({fault_entry.SIGNAL_VAR: "STOP@1:5"}).signal_at == ("STOP", 1, 5)
+
+
+def test_corrupting_group_maker_changes_the_ag_groups_only():
+    layout = Layout(world_size=8, pp=2, order="tp-cp-ep-pp-dp")
+    ag = fault_entry.megatron_ag_layout(layout)
+    asked = []
+    make = fault_entry.corrupting_group_maker(lambda lists, rank, role, desc: asked.append((desc, lists)), ag)
+    for desc, lists in (("x/dp_cp", layout.dense("dp_cp")), ("x/dp_cp_ag", layout.dense("dp_cp")),
+                        ("x/expt_dp", layout.expert("expt_dp")), ("x/expt_dp_ag", layout.expert("expt_dp"))):
+        make(lists, 0, "ag", desc)
+    assert asked == [("x/dp_cp", layout.dense("dp_cp")), ("x/dp_cp_ag", ag.dense("dp_cp")),
+                     ("x/expt_dp", layout.expert("expt_dp")), ("x/expt_dp_ag", ag.expert("expt_dp"))]
+    assert ag.dense("dp_cp") != layout.dense("dp_cp") and ag.expert("expt_dp") != layout.expert("expt_dp")
 
 
 @pytest.mark.gloo
