@@ -159,7 +159,7 @@ def test_megatron_core_source_without_megatron_core_is_one_line_exit_2(tmp_path)
 @pytest.mark.parametrize("missing, expected", [([], True), (["ag-dense-single_comm-4KiB"], False)])
 def test_self_launch_passes_status_5_on_only_for_a_complete_run_with_a_mismatch(tmp_path, missing, expected):
     # torchrun turns the ranks' 5 into 1; `python -m agrs_bench.run` reads results.json to give 5.
-    from agrs_bench import run
+    from agrs_bench.launch.self_launch import megatron_mismatch_only
     from agrs_bench.results import files
 
     finding = {"layout": "...", "rank": 0, "buffer": "dense", "rs_ranks": [0, 2], "ag_ranks": [0, 1],
@@ -168,4 +168,4 @@ def test_self_launch_passes_status_5_on_only_for_a_complete_run_with_a_mismatch(
                                started_utc="2026-11-29T00:00:00+00:00",
                                notes={"megatron_mismatch": [finding]})
     files.write_run(str(tmp_path), doc)
-    assert run._megatron_mismatch_only(str(tmp_path)) is expected
+    assert megatron_mismatch_only(str(tmp_path)) is expected

@@ -9,11 +9,14 @@ of them over the full buffer). An fsdp_step cell holds that per layer and buffer
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
+from agrs_bench.groups.distributed import DistInfo
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.vocab import RS_GROUP_KIND, size_label
 
@@ -77,3 +80,19 @@ def check_memory(cfg: RunConfig, free: int, where: str) -> None:
         if need > free:
             raise ConfigError(f"{asked} needs about {_gib(need)} per rank, more than the "
                               f"{_gib(free)} {where}")
+
+
+def check_every_rank(cfg: RunConfig, info: DistInfo) -> None:
+    """Collective: every rank checks that the largest cell fits its free memory, before anything
+    is allocated or written; all ranks raise the first rank's problem."""
+    free, where = free_bytes(info.backend, info.local_rank, info.local_world_size)
+    try:
+        check_memory(cfg, free, where)
+        mine = None
+    except ConfigError as err:
+        mine = f"rank {info.rank}: {err}" if info.rank else str(err)
+    everyone: list[Any] = [None] * info.world_size
+    dist.all_gather_object(everyone, mine)
+    problems = [p for p in everyone if p]
+    if problems:
+        raise ConfigError(problems[0])

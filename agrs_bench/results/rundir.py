@@ -15,9 +15,14 @@ import json
 import os
 import tempfile
 
+from typing import Any
+
+import torch.distributed as dist
+
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 from agrs_bench.results import files as results
+from agrs_bench.results import machine
 from agrs_bench.results import resume
 from agrs_bench.results import schema
 
@@ -165,3 +170,34 @@ def prepare_run_dir(cfg: RunConfig) -> RunDirLock | None:
             lock.release(remove_if_unused=True)
         raise ConfigError(f"--out {cfg.out_dir!r}: cannot write {results.CONFIG_FILE} ({err.strerror})") from None
     return lock
+
+
+def claim_run_dir(cfg: RunConfig, rank: int) -> list[RunDirLock | None]:
+    """Collective: rank 0 makes the run directory this run's ([its claim]; [] on the others). A
+    problem leaves every rank as bad input, so that none hangs."""
+    problem: list[Any] = [None]
+    owned = []
+    if rank == 0:
+        try:
+            owned.append(prepare_run_dir(cfg))
+        except ConfigError as err:
+            problem[0] = str(err)
+    dist.broadcast_object_list(problem, src=0)
+    if problem[0]:
+        raise ConfigError(problem[0])
+    return owned
+
+
+def write_results(cfg: RunConfig, finished: list[dict], context: dict[str, Any]) -> None:
+    """results.json (complete, or marked incomplete with the missing cells) and results.csv.
+    `context`: started_utc, machine_info, notes, and the sources not timed on purpose."""
+    done = {schema.cell_key(b["params"]) for b in finished}
+    world = cfg.layout.world_size
+    untimed = context.get("untimed_sources", ())  # not timed on purpose (megatron_core mismatch)
+    missing = [schema.cell_id(dict(c, world_size=world)) for c in cfg.cells()
+               if schema.cell_key(c) not in done and c["source"] not in untimed]
+    doc = results.build_document(finished, machine_info=context["machine_info"],
+                                 commit_info=machine.commit_info(), config=cfg.record(),
+                                 missing_cells=missing, started_utc=context["started_utc"],
+                                 notes=context["notes"])
+    results.write_run(cfg.out_dir, doc)
