@@ -10,12 +10,11 @@ import datetime
 import json
 import os
 import tempfile
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from agrs_bench.analysis import measures
+from agrs_bench.analysis import measures, stats, summary
 from agrs_bench.results import schema
-from agrs_bench.analysis import stats
-from agrs_bench.analysis import summary
 
 CELLS_FILE = "cells.jsonl"
 RESULTS_FILE = "results.json"
@@ -177,7 +176,7 @@ def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, 
             "complete": not missing_cells,
             "missing_cells": list(missing_cells),
             "summary": summary.summarize_run(benchmarks),
-            "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(),
             "config": config,
             **(notes or {}),
         },
@@ -199,7 +198,7 @@ def salvage(run_dir: str) -> bool:
     doc = build_document(cells, machine_info=info, commit_info={}, config=config,
                          missing_cells=missing or ["(unknown: the run ended before it finished)"],
                          started_utc=datetime.datetime.fromtimestamp(
-                             os.path.getmtime(config_path), datetime.timezone.utc).isoformat(),
+                             os.path.getmtime(config_path), datetime.UTC).isoformat(),
                          notes={"rebuilt_from_cells": True})
     write_run(run_dir, doc)
     return True

@@ -14,7 +14,6 @@ import fcntl
 import json
 import os
 import tempfile
-
 from typing import Any
 
 import torch.distributed as dist
@@ -22,9 +21,7 @@ import torch.distributed as dist
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
 from agrs_bench.results import files as results
-from agrs_bench.results import machine
-from agrs_bench.results import resume
-from agrs_bench.results import schema
+from agrs_bench.results import machine, resume, schema
 
 LOCK_FILE = ".agrs_bench.lock"
 OWNER_ENV = "AGRS_BENCH_RUN_DIR_OWNER"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agrs_bench.vocab import size_label  # noqa: F401 (cell names use it; renderers import it here)
 
