@@ -9,14 +9,12 @@ of them over the full buffer). An fsdp_step cell holds that per layer and buffer
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
-from agrs_bench.groups.distributed import DistInfo
+from agrs_bench.groups.distributed import DistInfo, raise_if_any_rank
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.vocab import RS_GROUP_KIND, size_label
 
@@ -86,13 +84,9 @@ def check_every_rank(cfg: RunConfig, info: DistInfo) -> None:
     """Collective: every rank checks that the largest cell fits its free memory, before anything
     is allocated or written; all ranks raise the first rank's problem."""
     free, where = free_bytes(info.backend, info.local_rank, info.local_world_size)
+    mine = []
     try:
         check_memory(cfg, free, where)
-        mine = None
     except ConfigError as err:
-        mine = f"rank {info.rank}: {err}" if info.rank else str(err)
-    everyone: list[Any] = [None] * info.world_size
-    dist.all_gather_object(everyone, mine)
-    problems = [p for p in everyone if p]
-    if problems:
-        raise ConfigError(problems[0])
+        mine.append(f"rank {info.rank}: {err}" if info.rank else str(err))
+    raise_if_any_rank(mine, lambda problems: ConfigError(problems[0]))

@@ -82,10 +82,10 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
         where = f"comparison {comparison} (cells {first}-{index}/{len(todo)}: {', '.join(names)})"
         watchdog.arm(where, budget_s)
         try:
-            with telemetry.CellSampler(uuid if ctx.dev.is_cuda else None) as sampler:
+            with telemetry.GpuMonitor(uuid if ctx.dev.is_cuda else None) as monitor:
                 benches = benchmarks_of(ctx, cellmod.measure_comparison(ctx, comparison, cells))
             every_rank: list[Any] = [None] * info.world_size
-            dist.all_gather_object(every_rank, sampler.summary())
+            dist.all_gather_object(every_rank, monitor.summary())
         except cellmod.OutputCheckError:
             raise  # names the cell, the rank and the first wrong element already
         except Exception as err:

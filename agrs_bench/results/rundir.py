@@ -16,10 +16,9 @@ import os
 import tempfile
 from typing import Any
 
-import torch.distributed as dist
-
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
+from agrs_bench.groups.distributed import raise_if_any_rank
 from agrs_bench.results import files as results
 from agrs_bench.results import machine, resume, schema
 
@@ -172,16 +171,13 @@ def prepare_run_dir(cfg: RunConfig) -> RunDirLock | None:
 def claim_run_dir(cfg: RunConfig, rank: int) -> list[RunDirLock | None]:
     """Collective: rank 0 makes the run directory this run's ([its claim]; [] on the others). A
     problem leaves every rank as bad input, so that none hangs."""
-    problem: list[Any] = [None]
-    owned = []
+    owned, problems = [], []
     if rank == 0:
         try:
             owned.append(prepare_run_dir(cfg))
         except ConfigError as err:
-            problem[0] = str(err)
-    dist.broadcast_object_list(problem, src=0)
-    if problem[0]:
-        raise ConfigError(problem[0])
+            problems.append(str(err))
+    raise_if_any_rank(problems, lambda found: ConfigError(found[0]))
     return owned
 
 
