@@ -10,13 +10,13 @@ verify on every rank, agree — before anything is timed.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from agrs_bench.analysis import measures
 from agrs_bench.analysis.paired import per_round_means
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.groups import ag_shares_rs_comm
@@ -28,9 +28,6 @@ from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan, max_over_ranks
 from agrs_bench.results import schema
 from agrs_bench.vocab import size_label
-
-REFERENCE_METHOD = ("nccl-tests style: ops_per_sample back-to-back ops on one stream per event pair, "
-                    "held like the measurement, sampled in the same rounds")
 
 
 class OutputCheckError(RuntimeError):
@@ -147,12 +144,8 @@ def _reference_info(ctx: Context, cell: dict[str, Any], samples: PairedSamples |
         return {"reference_omitted": "CUDA graph cell: the reference is timed eagerly, in the eager cell"}
     name = "reference:" + ctx.name(cell)
     device_s, host_s = samples.estimate_s[name]
-    if ctx.dev.is_cuda and host_s >= device_s:
-        return {"reference_omitted": f"launch-bound: the host issues one op in {host_s * 1e6:.1f} us and the "
-                                     f"device runs it in {device_s * 1e6:.1f} us, so nccl-tests' loop "
-                                     "times the host here"}
-    return {"reference_s": statistics.median(samples.per_iter_s[name]), "reference_method": REFERENCE_METHOD,
-            "reference_sample_s_min": samples.sample_s_min(name)}
+    return measures.reference_figures(samples.per_iter_s[name], samples.sample_s_min(name),
+                                      device_s=device_s, host_s=host_s, on_device=ctx.dev.is_cuda)
 
 
 def _common(ctx: Context, cell: dict[str, Any], comparison: str) -> dict[str, Any]:
