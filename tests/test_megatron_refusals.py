@@ -4,6 +4,7 @@ Megatron's own words; checked against megatron-core itself, once, on a fake 8-ra
 Also: our rank arithmetic against megatron-core's own RankGenerator (call the library, do not
 copy it), and the `megatron_core` source's bad-input path without megatron-core installed."""
 
+import importlib.util
 import itertools
 import json
 import os
@@ -15,6 +16,10 @@ import pytest
 from agrs_bench.errors import ConfigError
 from agrs_bench.topology.layout import AXES, MEGATRON_REFUSES, Layout
 from tests import fault_entry, launch
+
+# The [test] extra does not bring megatron-core ([megatron] does): tests that call it skip without it.
+needs_megatron = pytest.mark.skipif(importlib.util.find_spec("megatron") is None,
+                                    reason="needs megatron-core: pip install -e '.[megatron]'")
 
 # (our Layout kwargs, Megatron's message); world 8 each.
 REFUSED = {
@@ -79,6 +84,7 @@ _MEGATRON_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.gloo
+@needs_megatron
 def test_megatron_core_itself_refuses_the_same_layouts_with_the_same_words():
     # One process, a fake world of 8 ranks: megatron-core's initialize_model_parallel for real.
     cases = {case: kwargs for case, (kwargs, _) in REFUSED.items()}
@@ -99,6 +105,7 @@ def _layouts():
                 continue
 
 
+@needs_megatron
 def test_rank_lists_equal_megatron_core_rank_generator():
     from megatron.core.parallel_state import RankGenerator
 
