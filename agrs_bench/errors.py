@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import re
 import sys
+import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_MEGATRON_MISMATCH = 5
 """megatron-core built AG groups whose ranks differ from its DP groups: that source was not
@@ -17,6 +20,15 @@ timed, the others were (NVIDIA/Megatron-LM#4261)."""
 
 class ConfigError(ValueError):
     """Bad input from the user: a flag, a layout, a file. Its message names the bad value."""
+
+
+class RunFailed(Exception):
+    """A run that failed and has said why on stderr (its finished cells saved): the process
+    exits with `status` without printing anything more."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -74,3 +86,11 @@ def number(text: str) -> float:
 
 integer.python_type = int  # type: ignore[attr-defined]  # what a TOML value for the flag must be
 number.python_type = float  # type: ignore[attr-defined]
+
+
+def report_failure(prog: str, rank: int, err: Exception) -> None:
+    """One line on stderr naming the rank and the error (a traceback only on request)."""
+    print(f"{prog}: rank {rank}: {type(err).__name__}: {' '.join(str(err).split())}",
+          file=sys.stderr, flush=True)
+    if os.environ.get("AGRS_BENCH_TRACEBACK"):
+        traceback.print_exc()

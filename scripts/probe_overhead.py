@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from agrs_bench.measure.kernels import all_gather  # noqa: E402
-from agrs_bench.measure.telemetry import CellSampler  # noqa: E402
+from agrs_bench.measure.telemetry import GpuMonitor  # noqa: E402
 
 
 def per_op_us(launch, ops=20, reps=10):
@@ -69,7 +69,7 @@ def main():
     g = groups[-1]
     rows.append(("plain, on a new group", per_op_us(lambda: plain(g)), host_us(lambda: plain(g))))
     uuid = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
-    with CellSampler(uuid):
+    with GpuMonitor(uuid):
         rows.append(("plain, NVML thread running", per_op_us(plain), host_us(plain)))
     if rank == 0:
         print(f"torch {torch.__version__} world {n} 1 MiB all-gather")

@@ -12,11 +12,14 @@ from agrs_bench.measure import buffers as bufs
 from agrs_bench.measure.device import CpuHandle
 from agrs_bench.measure.kernels import CollectiveKernel
 from agrs_bench.topology.layout import Layout
+from tests.fault_entry import corrupting_group_maker
 
 
 def _sources(layout: Layout, rank: int, names, ag_layout=None):
     make_group = group_maker(60.0)
-    return {name: build_source(name, layout, rank, make_group=make_group, ag_layout=ag_layout)
+    if ag_layout is not None:  # AG groups from another layout, as the fault entry builds them
+        make_group = corrupting_group_maker(make_group, ag_layout)
+    return {name: build_source(name, layout, rank, make_group=make_group)
             for name in names}
 
 

@@ -80,13 +80,13 @@ def _close_and_count_left(source) -> int:
 
 def megatron_with_0192_ag_groups(rank: int, world: int, layout_kwargs: dict) -> list[dict]:
     """megatron_core built by the installed megatron-core, its AG groups then rebuilt the way
-    0.19.2's create_all_gather_groups does (the measure/faults.py hook): what the check finds."""
+    0.19.2's create_all_gather_groups does (tests/fault_entry.py): what the check finds."""
     from agrs_bench.groups import megatron_core
-    from agrs_bench.measure.faults import megatron_ag_layout
+    from tests.fault_entry import megatron_ag_layout, rebuild_megatron_ag_groups
 
     layout = Layout(world_size=world, **layout_kwargs)
-    source = build_source("megatron_core", layout, rank, make_group=group_maker(60.0),
-                          ag_layout=megatron_ag_layout(layout), timeout_s=60.0)
+    source = build_source("megatron_core", layout, rank, make_group=group_maker(60.0), timeout_s=60.0)
+    rebuild_megatron_ag_groups(source, megatron_ag_layout(layout), rank, 60.0)
     found = megatron_core.mismatches(source, layout, rank)
     assert _close_and_count_left(source) == 0
     return found

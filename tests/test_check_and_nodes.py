@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests import launch
+from tests import fault_entry, launch
 from tests.gloo_harness import free_port
 
 pytestmark = pytest.mark.gloo
@@ -16,10 +16,10 @@ ARGS = [*launch.FAST, "--modes", "ag_rs", "--sources", "single_comm,pg_collectio
 def test_check_catches_ag_group_with_a_swapped_member(tmp_path):
     # pp=2, order tp-cp-ep-pp-dp on 4 ranks: DP groups [0,2] [1,3]. The hook builds pg_collection's
     # AG groups as megatron-core's create_all_gather_groups does, with order tp-cp-ep-dp-pp:
-    # [0,1] [2,3]; it skips the membership check that would refuse them.
+    # [0,1] [2,3]; the fault entry skips the membership check that would refuse them.
     out = tmp_path / "run"
     done = launch.run(launch.torchrun_cmd(4, "--out", str(out), *ARGS, "--pp", "2", "--order", "tp-cp-ep-pp-dp",
-                                          "--ep", "1", "--buffers", "dense"),
+                                          "--ep", "1", "--buffers", "dense", module=fault_entry.MODULE),
                       env_extra={"AGRS_BENCH_TEST_CORRUPT_AG": "1"})
     assert done.returncode != 0
     assert "membership check skipped" in done.stdout

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests import launch
+from tests import fault_entry, launch
 
 pytestmark = pytest.mark.gloo
 
@@ -27,7 +27,7 @@ def _doc(run_dir):
 
 
 def _fault_time(run_dir):
-    """The hook fires right after the last finished cell was appended."""
+    """The fault fires right after the last finished cell was appended."""
     return (run_dir / "cells.jsonl").stat().st_mtime
 
 
@@ -40,7 +40,7 @@ def _faulted_run(tmp_path, signal_name):
     comparison: (run dir, result, seconds from the fault to the end). Every such run fails, names
     that comparison and leaves no process behind."""
     out = tmp_path / "run"
-    done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS),
+    done = launch.run(launch.torchrun_cmd(2, "--out", str(out), *ARGS, module=fault_entry.MODULE),
                       env_extra={"AGRS_BENCH_TEST_SIGNAL": f"{signal_name}@1:5"})
     assert done.returncode != 0
     assert not done.leftover_pids
@@ -79,7 +79,7 @@ def test_stopped_rank_times_out_and_every_process_ends(tmp_path):
 
 def test_self_launch_rebuilds_results_when_rank_0_dies(tmp_path):
     out = tmp_path / "run"
-    done = launch.run([sys.executable, "-m", "agrs_bench.run", "--out", str(out), *ARGS],
+    done = launch.run([sys.executable, "-m", fault_entry.MODULE, "--out", str(out), *ARGS],
                       env_extra={"AGRS_BENCH_TEST_SIGNAL": "KILL@0:5"})
     assert done.returncode != 0 and not done.leftover_pids
     assert "rebuilt" in done.stderr

@@ -113,8 +113,12 @@ def test_engine_events_and_graph_replay_pair_two_streams(probe, exec_mode):
     assert medians["serial"] >= max(medians["gemm"], medians["copy"]) / NOISE
     low, high = run["overlap_efficiency_ci"]
     assert low <= run["overlap_efficiency"] <= high
-    for info in run["info"].values():  # full samples, or said so
-        assert info["sample_s_min"] >= info["sample_s_target"] or info["sample_short"]
+    for info in run["info"].values():
+        # Full samples: ops per sample come from the fastest part's estimate and the calibration
+        # round checks them at 1.1x the budget, so no part's sample may end far short of it (the
+        # old check here, "full or flagged short", held by definition of the flag).
+        assert info["sample_s_min"] * NOISE >= info["sample_s_target"], info
+        assert info["sample_short"] == ("warnings" in info)  # a short sample is said, with why
         assert info["ops_per_sample"] == run["ops"]
 
 

@@ -347,8 +347,8 @@ def test_full_disk_names_the_cell_and_salvage_says_one_line(tiny_disk, capsys):
         for _ in range(100):
             results.append_cell(str(run_dir), bench)
     assert "cannot append cell agrs[ag-dense-single_comm-4KiB]" in str(info.value)
-    from agrs_bench import run
-    run._salvage(str(run_dir), quiet=False)
+    from agrs_bench.launch.self_launch import salvage
+    salvage(str(run_dir), "agrs_bench.run", quiet=False)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "could not rebuild" in err[0] and "No space left" in err[0], err
     assert not (run_dir / "results.json").exists()

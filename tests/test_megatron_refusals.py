@@ -4,6 +4,7 @@ Megatron's own words; checked against megatron-core itself, once, on a fake 8-ra
 Also: our rank arithmetic against megatron-core's own RankGenerator (call the library, do not
 copy it), and the `megatron_core` source's bad-input path without megatron-core installed."""
 
+import importlib.util
 import itertools
 import json
 import os
@@ -13,9 +14,12 @@ import textwrap
 import pytest
 
 from agrs_bench.errors import ConfigError
-from agrs_bench.measure import faults
 from agrs_bench.topology.layout import AXES, MEGATRON_REFUSES, Layout
-from tests import launch
+from tests import fault_entry, launch
+
+# The [test] extra does not bring megatron-core ([megatron] does): tests that call it skip without it.
+needs_megatron = pytest.mark.skipif(importlib.util.find_spec("megatron") is None,
+                                    reason="needs megatron-core: pip install -e '.[megatron]'")
 
 # (our Layout kwargs, Megatron's message); world 8 each.
 REFUSED = {
@@ -80,6 +84,7 @@ _MEGATRON_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.gloo
+@needs_megatron
 def test_megatron_core_itself_refuses_the_same_layouts_with_the_same_words():
     # One process, a fake world of 8 ranks: megatron-core's initialize_model_parallel for real.
     cases = {case: kwargs for case, (kwargs, _) in REFUSED.items()}
@@ -100,6 +105,7 @@ def _layouts():
                 continue
 
 
+@needs_megatron
 def test_rank_lists_equal_megatron_core_rank_generator():
     from megatron.core.parallel_state import RankGenerator
 
@@ -116,17 +122,31 @@ def test_rank_lists_equal_megatron_core_rank_generator():
     assert checked > 100
 
 
-def test_corrupt_hook_builds_ag_groups_as_megatron_create_all_gather_groups_does(monkeypatch):
+def test_corrupt_fault_builds_ag_groups_as_megatron_create_all_gather_groups_does():
     layout = Layout(world_size=8, pp=2, order="tp-cp-ep-pp-dp")
     assert layout.group_of("dp_cp", 0) == [0, 2, 4, 6]
-    hooks = faults.Faults.from_environment({faults.CORRUPT_AG_VAR: "megatron_core"})
-    ag = hooks.ag_layout(layout, "megatron_core")
+    faults = fault_entry.Faults.from_environment({fault_entry.CORRUPT_AG_VAR: "megatron_core"})
+    assert faults.corrupt_sources == ("megatron_core",)
+    ag = fault_entry.megatron_ag_layout(layout)
     assert ag.order == "tp-cp-ep-dp-pp" and ag.rank_offset == 0
     assert ag.group_of("dp_cp", 0) == [0, 1, 2, 3]  # the issue's example
-    assert hooks.ag_layout(layout, "pg_collection") is None
     # the old spelling means pg_collection
-    assert faults.Faults.from_environment({faults.CORRUPT_AG_VAR: "1"}).corrupt_sources == ("pg_collection",)
-    assert faults.Faults.from_environment({}) == faults.Faults()  # inert in a real run
+    assert fault_entry.Faults.from_environment({fault_entry.CORRUPT_AG_VAR: "1"}).corrupt_sources == ("pg_collection",)
+    assert fault_entry.Faults.from_environment({}) == fault_entry.Faults()  # no fault asked for
+    assert fault_entry.Faults.from_environment({fault_entry.SIGNAL_VAR: "STOP@1:5"}).signal_at == ("STOP", 1, 5)
+
+
+def test_corrupting_group_maker_changes_the_ag_groups_only():
+    layout = Layout(world_size=8, pp=2, order="tp-cp-ep-pp-dp")
+    ag = fault_entry.megatron_ag_layout(layout)
+    asked = []
+    make = fault_entry.corrupting_group_maker(lambda lists, rank, role, desc: asked.append((desc, lists)), ag)
+    for desc, lists in (("x/dp_cp", layout.dense("dp_cp")), ("x/dp_cp_ag", layout.dense("dp_cp")),
+                        ("x/expt_dp", layout.expert("expt_dp")), ("x/expt_dp_ag", layout.expert("expt_dp"))):
+        make(lists, 0, "ag", desc)
+    assert asked == [("x/dp_cp", layout.dense("dp_cp")), ("x/dp_cp_ag", ag.dense("dp_cp")),
+                     ("x/expt_dp", layout.expert("expt_dp")), ("x/expt_dp_ag", ag.expert("expt_dp"))]
+    assert ag.dense("dp_cp") != layout.dense("dp_cp") and ag.expert("expt_dp") != layout.expert("expt_dp")
 
 
 @pytest.mark.gloo
@@ -146,7 +166,7 @@ def test_megatron_core_source_without_megatron_core_is_one_line_exit_2(tmp_path)
 @pytest.mark.parametrize("missing, expected", [([], True), (["ag-dense-single_comm-4KiB"], False)])
 def test_self_launch_passes_status_5_on_only_for_a_complete_run_with_a_mismatch(tmp_path, missing, expected):
     # torchrun turns the ranks' 5 into 1; `python -m agrs_bench.run` reads results.json to give 5.
-    from agrs_bench import run
+    from agrs_bench.launch.self_launch import megatron_mismatch_only
     from agrs_bench.results import files
 
     finding = {"layout": "...", "rank": 0, "buffer": "dense", "rs_ranks": [0, 2], "ag_ranks": [0, 1],
@@ -155,4 +175,4 @@ def test_self_launch_passes_status_5_on_only_for_a_complete_run_with_a_mismatch(
                                started_utc="2026-11-29T00:00:00+00:00",
                                notes={"megatron_mismatch": [finding]})
     files.write_run(str(tmp_path), doc)
-    assert run._megatron_mismatch_only(str(tmp_path)) is expected
+    assert megatron_mismatch_only(str(tmp_path)) is expected

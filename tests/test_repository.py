@@ -162,6 +162,25 @@ def test_no_path_is_named_after_a_work_item():
     assert not named, named
 
 
+
+def test_ruff_excludes_only_top_level_folders():
+    # A bare name ("results") excludes every folder of that name, agrs_bench/results/ included.
+    excluded = tomllib.loads(_read("pyproject.toml"))["tool"]["ruff"].get("extend-exclude", [])
+    assert all(p.startswith(("./", "/")) for p in excluded), excluded
+
+
+def test_no_test_only_code_in_the_package():
+    # Faults are injected by tests/fault_entry.py, which wraps the package's functions.
+    found = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "agrs_bench")):
+        for name in files:
+            if name.endswith(".py"):
+                text = _read(os.path.relpath(os.path.join(folder, name), ROOT))
+                found += [f"{name}: {hit}" for hit in re.findall(
+                    r".*(?:test hook|for tests only|AGRS_BENCH_TEST_|exists for tests).*", text, re.IGNORECASE)]
+    assert not found, found
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python3 tests/test_repository.py --write")

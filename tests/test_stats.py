@@ -114,19 +114,6 @@ def test_compare_launches_one_launch_per_side_has_no_df():
     assert cell.df == 0 and math.isnan(cell.se)
 
 
-def test_bootstrap_identical_sides_bracket_one():
-    launches = [[1.0, 1.01, 0.99, 1.02, 0.98]] * 3
-    ratio, low, high = stats.bootstrap_median_ratio(launches, launches, num_resamples=500)
-    assert ratio == 1.0 and low <= 1.0 <= high
-
-
-def test_bootstrap_clear_shift_excludes_one():
-    base = [[1.0 + 0.01 * i for i in range(10)]] * 3
-    head = [[1.2 + 0.01 * i for i in range(10)]] * 3
-    ratio, low, high = stats.bootstrap_median_ratio(base, head, num_resamples=500)
-    assert low > 1.1 and ratio == pytest.approx(1.245 / 1.045)
-
-
 def test_measures_conventions():
     # nccl-tests: 1 MiB AG in 15.58 us on 2 GPUs -> algbw 67.3, busbw 33.65 GB/s.
     assert measures.algbw_gbps("ag", 1048576, 15.58e-6) == pytest.approx(67.30, abs=0.01)
@@ -163,3 +150,12 @@ def test_cells_not_sampled_together_get_no_paired_figure():
     doc = results.build_document([cell("ag", "x"), cell("rs", "x"), cell("ag_rs", "y")], machine_info={},
                                  commit_info={}, config={}, missing_cells=[], started_utc="x")
     assert "overlap_efficiency" not in doc["benchmarks"][2]["extra_info"]
+
+
+def test_reference_is_the_median_unless_the_host_is_the_bottleneck():
+    figures = measures.reference_figures([3e-6, 1e-6, 2e-6, 9e-6], 5e-3, device_s=2e-6, host_s=1e-6, on_device=True)
+    assert figures["reference_s"] == pytest.approx(2.5e-6) and figures["reference_sample_s_min"] == 5e-3
+    launch_bound = measures.reference_figures([1e-6], 1e-3, device_s=1e-6, host_s=4e-6, on_device=True)
+    assert "reference_s" not in launch_bound and "launch-bound" in launch_bound["reference_omitted"]
+    # On CPU (gloo) the host is the device: never omitted.
+    assert "reference_s" in measures.reference_figures([1e-6], 1e-3, device_s=1e-6, host_s=4e-6, on_device=False)

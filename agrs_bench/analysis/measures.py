@@ -1,5 +1,5 @@
 """The measures of a cell, by nccl-tests' conventions so numbers compare, with their intervals.
-Pure; results/files.py calls these and nothing else computes a figure.
+Pure; results/files.py (and, for the reference, measure/cells.py) call these; nothing else computes a figure.
 
 S = bytes of the full buffer, n = group size, t = seconds per iteration. algbw = S / t and
 busbw = algbw * (n-1)/n for AG and RS; an `ag_rs` iteration moves both ops' bytes, 2S. GB = 1e9.
@@ -117,3 +117,20 @@ def step_measures(*, step: Sequence[float], compute_only: Sequence[float], comm_
     else:
         found["compute_slowdown"] = None  # the GEMMs are timed with events, which a graph cannot hold
     return found
+
+
+REFERENCE_METHOD = ("nccl-tests style: ops_per_sample back-to-back ops on one stream per event pair, "
+                    "held like the measurement, sampled in the same rounds")
+
+
+def reference_figures(per_iter_s: Sequence[float], sample_s_min: float, *, device_s: float, host_s: float,
+                      on_device: bool) -> dict[str, Any]:
+    """The nccl-tests-style reference of an ag or rs cell: its median seconds per op, or why it
+    is left out. On a device whose host issues one op no faster than the device runs it,
+    nccl-tests' loop times the host, not the collective."""
+    if on_device and host_s >= device_s:
+        return {"reference_omitted": f"launch-bound: the host issues one op in {host_s * 1e6:.1f} us and the "
+                                     f"device runs it in {device_s * 1e6:.1f} us, so nccl-tests' loop "
+                                     "times the host here"}
+    return {"reference_s": float(np.median(per_iter_s)), "reference_method": REFERENCE_METHOD,
+            "reference_sample_s_min": sample_s_min}

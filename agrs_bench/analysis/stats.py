@@ -211,51 +211,6 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def bootstrap_median_ratio(base: Sequence[Sequence[float]], head: Sequence[Sequence[float]], *,
-                           num_resamples: int = 2000, confidence: float = 0.95,
-                           seed: int = 0) -> tuple[float, float, float]:
-    """(ratio, low, high): median(head)/median(base) and its bootstrap confidence interval.
-
-    Each side is a list of launches, each launch a list of samples. One resample draws launches
-    with replacement, then samples with replacement inside each drawn launch, and takes the
-    median of everything drawn. (With 3 launches a side only 10 distinct launch draws exist and
-    the interval is too narrow for launch-to-launch noise: the gate uses `compare_launches`.)
-    """
-    if not base or not head or not all(base) or not all(head):
-        raise ValueError("each side needs at least one launch with at least one sample")
-    rng = np.random.default_rng(seed)
-
-    def resampled_medians(launches: Sequence[Sequence[float]]) -> np.ndarray:
-        arrays = [np.asarray(launch, dtype=float) for launch in launches]
-        sizes = np.array([a.size for a in arrays])
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        flat = np.concatenate(arrays)
-        width = int(sizes.max())
-        # Vectorized in blocks of resamples (bounded memory): row i of a block draws len(arrays)
-        # launches, then `size` samples of each drawn launch; unequal launches pad with NaN.
-        block = max(1, 4_000_000 // (len(arrays) * width))
-        medians = np.empty(num_resamples)
-        for first in range(0, num_resamples, block):
-            count = min(block, num_resamples - first)
-            picks = rng.integers(0, len(arrays), size=(count, len(arrays)))
-            drawn_sizes = sizes[picks][..., None]
-            offsets = (rng.random((count, len(arrays), width)) * drawn_sizes).astype(np.int64)
-            values = flat[starts[picks][..., None] + np.minimum(offsets, drawn_sizes - 1)]
-            if np.all(sizes == width):
-                medians[first:first + count] = np.median(values.reshape(count, -1), axis=1)
-            else:
-                values = np.where(np.arange(width) < drawn_sizes, values, np.nan)
-                medians[first:first + count] = np.nanmedian(values.reshape(count, -1), axis=1)
-        return medians
-
-    point = float(np.median(np.concatenate([np.asarray(x, float) for x in head])) /
-                  np.median(np.concatenate([np.asarray(x, float) for x in base])))
-    ratios = resampled_medians(head) / resampled_medians(base)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(ratios, [tail, 1.0 - tail])
-    return point, float(low), float(high)
-
-
 # --- distribution-free intervals and tests (order statistics, signs) ------------------------------
 
 

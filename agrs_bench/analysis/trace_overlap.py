@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from agrs_bench.analysis import paired
+
 Matcher = str | Callable[[Mapping[str, Any]], bool]
 """A regular expression searched in the kernel's name, or a predicate on the whole event."""
 
@@ -127,3 +129,23 @@ def per_round(events: Sequence[Mapping[str, Any]], a: Matcher = ALL_GATHER, b: M
 def trace_events(doc: Any) -> list[Mapping[str, Any]]:
     """The event list of a Chrome trace: {"traceEvents": [...]} or a bare list."""
     return list(doc.get("traceEvents", []) if isinstance(doc, dict) else doc)
+
+
+def across_ranks(per_rank: Sequence[Sequence[float | None] | None], rounds: int) -> dict[str, Any]:
+    """The figures of a traced cell from every rank's `per_round` fractions: per round the
+    least-overlapped device's, then trace_overlap_fraction, their median over the rounds (with
+    its interval when there are several), or the fraction None with trace_overlap_reason when a
+    round shows no kernels of one of the collectives on some device."""
+    per_round = []
+    for index in range(rounds):
+        values = [r[index] for r in per_rank if r and index < len(r) and r[index] is not None]
+        per_round.append(min(values) if len(values) == len(per_rank) else None)
+    if any(v is None for v in per_round):
+        return {"trace_overlap_fraction": None,
+                "trace_overlap_reason": "a traced round showed no kernels of one of the collectives "
+                                        "on some device (profiler without CUDA activity?)"}
+    interval = paired.median_interval(per_round)
+    info: dict[str, Any] = {"trace_overlap_fraction": interval.point}
+    if rounds > 1:
+        info["trace_overlap_fraction_ci"] = interval.bounds()
+    return info

@@ -25,32 +25,28 @@ def build_source(
     rank: int,
     *,
     make_group: Callable[[list[list[int]], int, str, str], Any],
-    ag_layout: Layout | None = None,
     timeout_s: float = 600.0,
 ) -> GroupSource:
     """Create the groups of source `name` (collective: every rank, same order).
 
     `make_group(rank_lists, rank, role, desc)` creates one group per rank list and returns this
     rank's. `megatron_core` does not use it: megatron-core creates its own groups, with its own
-    options, and `timeout_s` is its groups' timeout. `ag_layout` exists for tests only: it derives
-    the AG groups from another layout, the way Megatron's `create_all_gather_groups()` rebuilds
-    them with order tp-cp-ep-dp-pp and offset 0 (NVIDIA/Megatron-LM#4261).
+    options, and `timeout_s` is its groups' timeout.
     """
     from agrs_bench.groups import global_state, pg_collection, single_comm
 
     if name == "megatron_core":
         from agrs_bench.groups import megatron_core
 
-        return megatron_core.build(layout, rank, timeout_s, ag_layout=ag_layout)
-    ag_layout = ag_layout or layout
+        return megatron_core.build(layout, rank, timeout_s)
     if name == "single_comm":
         return single_comm.build(layout, rank, make_group)
     if name == "global_state":
         global_state.initialize_model_parallel(
-            layout, rank, make_group, create_all_gather_group=True, ag_layout=ag_layout)
+            layout, rank, make_group, create_all_gather_group=True)
         return global_state.GlobalStateSource()
     if name == "pg_collection":
-        return pg_collection.build(layout, rank, make_group, ag_layout=ag_layout)
+        return pg_collection.build(layout, rank, make_group)
     raise ValueError(f"unknown group source {name!r}")
 
 

@@ -199,3 +199,14 @@ def teardown(grace_s: float = 30.0) -> bool:
 
     threading.Thread(target=destroy, daemon=True, name="agrs-teardown").start()
     return done.wait(grace_s)
+
+
+def raise_if_any_rank(mine: list[str], error: Callable[[list[str]], Exception]) -> None:
+    """Collective: every rank's problems gathered; if any rank has one, every rank raises
+    `error(problems)` (all ranks' problems, in rank order), so that all stop together and none
+    waits in a collective for a rank that left."""
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, list(mine))
+    problems = [p for found in everyone for p in (found or [])]
+    if problems:
+        raise error(problems)

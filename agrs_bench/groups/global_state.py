@@ -20,7 +20,7 @@ _EXPERT_DATA_PARALLEL_GROUP: Any = None
 
 
 def initialize_model_parallel(layout: Layout, rank: int, make_group, *,
-                              create_all_gather_group: bool, ag_layout: Layout | None = None) -> None:
+                              create_all_gather_group: bool) -> None:
     """Create the DP groups (and the dense AG group) into the module globals."""
     global _DATA_PARALLEL_GROUP_WITH_CP, _DATA_PARALLEL_GROUP_WITH_CP_AG, _EXPERT_DATA_PARALLEL_GROUP
     _DATA_PARALLEL_GROUP_WITH_CP = make_group(layout.dense("dp_cp"), rank, "rs", "global_state/dp_cp")
@@ -28,7 +28,7 @@ def initialize_model_parallel(layout: Layout, rank: int, make_group, *,
     if create_all_gather_group:
         # role "rs": Megatron gives this group the dp_cp options, not options of its own.
         _DATA_PARALLEL_GROUP_WITH_CP_AG = make_group(
-            (ag_layout or layout).dense("dp_cp"), rank, "rs", "global_state/dp_cp_ag")
+            layout.dense("dp_cp"), rank, "rs", "global_state/dp_cp_ag")
     _EXPERT_DATA_PARALLEL_GROUP = make_group(layout.expert("expt_dp"), rank, "rs", "global_state/expt_dp")
 
 

@@ -114,29 +114,9 @@ def teardown() -> None:
         ps._global_process_group_list = None
 
 
-def _replace_ag_groups(ps: Any, ag_layout: Layout, rank: int, timeout: datetime.timedelta,
-                       expert_ag: Any) -> tuple[Any, Any]:
-    """Test hook: AG groups made by megatron-core's own create_group from `ag_layout`'s rank
-    lists, the way 0.19.2's create_all_gather_groups makes them (every rank, every list)."""
-    def made(lists: list[list[int]], desc: str) -> Any:
-        mine = None
-        for ranks in lists:
-            group = ps.create_group(ranks, timeout=timeout, group_desc=desc)
-            if rank in ranks:
-                mine = group
-        return mine
-
-    dense_ag = made(ag_layout.dense("dp_cp"), "DATA_PARALLEL_GROUP_WITH_CP_AG")
-    if ag_layout.ep > 1:  # 0.19.2: `if for_expert_parallelism and ep_size > 1`
-        expert_ag = made(ag_layout.expert("expt_dp"), "EXPERT_DATA_PARALLEL_GROUP_AG")
-    return dense_ag, expert_ag
-
-
-def build(layout: Layout, rank: int, timeout_s: float, *, ag_layout: Layout | None = None) -> MegatronCoreSource:
+def build(layout: Layout, rank: int, timeout_s: float) -> MegatronCoreSource:
     """Collective: initialize megatron-core's parallel state for `layout`, return this rank's groups.
 
-    `ag_layout` exists for tests only (measure/faults.py): the AG groups are then rebuilt from it
-    with megatron-core's own create_group, which lets megatron-core 0.16.1 show 0.19.2's bug.
     A layout megatron-core refuses raises its own AssertionError/RuntimeError, after its partial
     state is torn down (Layout refuses those layouts first, with the same words).
     """
@@ -179,8 +159,6 @@ def build(layout: Layout, rank: int, timeout_s: float, *, ag_layout: Layout | No
             pg_collection.dp_cp_ag, pg_collection.expt_dp_ag = dp_cp_ag, expt_dp_ag
             dp_cp, expt_dp = pg_collection.dp_cp, pg_collection.expt_dp
             dp_cp_ag, expt_dp_ag = pg_collection.dp_cp_ag, pg_collection.expt_dp_ag
-        if ag_layout is not None:
-            dp_cp_ag, expt_dp_ag = _replace_ag_groups(ps, ag_layout, rank, timeout, expt_dp_ag)
     except BaseException:
         try:
             teardown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.distributed as dist
 
 from agrs_bench.groups import BUFFERS, RS_GROUP_KIND, GroupSource
+from agrs_bench.groups.distributed import raise_if_any_rank
 from agrs_bench.topology.layout import Layout
 
 
@@ -29,9 +30,5 @@ def membership_problems(sources: list[GroupSource], layout: Layout, rank: int) -
 
 def check_membership(sources: list[GroupSource], layout: Layout, rank: int) -> None:
     """Collective: every rank checks its own groups, then all ranks raise if any rank failed."""
-    mine = membership_problems(sources, layout, rank)
-    everyone: list[list[str] | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, mine)
-    problems = [p for rank_problems in everyone for p in (rank_problems or [])]
-    if problems:
-        raise MembershipError("; ".join(problems))
+    raise_if_any_rank(membership_problems(sources, layout, rank),
+                      lambda problems: MembershipError("; ".join(problems)))

@@ -60,13 +60,12 @@ class PgCollectionSource:
                                          independent_all_gather=(op == "ag"))
 
 
-def build(layout: Layout, rank: int, make_group, *, ag_layout: Layout | None = None) -> PgCollectionSource:
-    ag_layout = ag_layout or layout
+def build(layout: Layout, rank: int, make_group) -> PgCollectionSource:
     dp_cp = make_group(layout.dense("dp_cp"), rank, "rs", "pg_collection/dp_cp")
-    dp_cp_ag = make_group(ag_layout.dense("dp_cp"), rank, "ag", "pg_collection/dp_cp_ag")
+    dp_cp_ag = make_group(layout.dense("dp_cp"), rank, "ag", "pg_collection/dp_cp_ag")
     expt_dp = make_group(layout.expert("expt_dp"), rank, "rs", "pg_collection/expt_dp")
     expt_dp_ag = None
     if layout.ep > 1:  # Megatron: for_expert_parallelism = expert_model_parallel_size > 1
-        expt_dp_ag = make_group(ag_layout.expert("expt_dp"), rank, "ag", "pg_collection/expt_dp_ag")
+        expt_dp_ag = make_group(layout.expert("expt_dp"), rank, "ag", "pg_collection/expt_dp_ag")
     return PgCollectionSource(ProcessGroupCollection(
         dp_cp=dp_cp, dp_cp_ag=dp_cp_ag, expt_dp=expt_dp, expt_dp_ag=expt_dp_ag))

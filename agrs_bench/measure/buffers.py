@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from agrs_bench.config.run_config import SHARD_ALIGN_BYTES
+
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
-SHARD_ALIGN_BYTES = 16
 
 
 def shard_numel(size_bytes: int, element_bytes: int, group_size: int) -> int:

@@ -10,28 +10,25 @@ verify on every rank, agree — before anything is timed.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
+from agrs_bench.analysis import measures
 from agrs_bench.analysis.paired import per_round_means
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.groups import ag_shares_rs_comm
+from agrs_bench.groups.distributed import raise_if_any_rank
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.measure import cell_levers, tracing
 from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
-from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan
+from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan, max_over_ranks
 from agrs_bench.results import schema
 from agrs_bench.vocab import STEP_MODES, size_label
-
-REFERENCE_METHOD = ("nccl-tests style: ops_per_sample back-to-back ops on one stream per event pair, "
-                    "held like the measurement, sampled in the same rounds")
 
 
 class OutputCheckError(RuntimeError):
@@ -113,11 +110,8 @@ def _problems(buf: bufs.ShardedBuffer, mode: str, rank: int, base: int, rs_toler
 
 def agree_on_check(cell: str, rank: int, mine: list[str]) -> None:
     """Collective: every rank learns whether any rank saw a wrong output, and all stop together."""
-    everyone: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, [f"rank {rank}: {p}" for p in mine])
-    wrong = [p for found in everyone for p in (found or [])]
-    if wrong:
-        raise OutputCheckError(f"output check failed in cell {cell}: " + "; ".join(wrong[:4]))
+    raise_if_any_rank([f"rank {rank}: {p}" for p in mine],
+                      lambda wrong: OutputCheckError(f"output check failed in cell {cell}: " + "; ".join(wrong[:4])))
 
 
 def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.ShardedBuffer]],
@@ -159,12 +153,8 @@ def _reference_info(ctx: Context, cell: dict[str, Any], samples: PairedSamples |
         return {"reference_omitted": "CUDA graph cell: the reference is timed eagerly, in the eager cell"}
     name = "reference:" + ctx.name(cell)
     device_s, host_s = samples.estimate_s[name]
-    if ctx.dev.is_cuda and host_s >= device_s:
-        return {"reference_omitted": f"launch-bound: the host issues one op in {host_s * 1e6:.1f} us and the "
-                                     f"device runs it in {device_s * 1e6:.1f} us, so nccl-tests' loop "
-                                     "times the host here"}
-    return {"reference_s": statistics.median(samples.per_iter_s[name]), "reference_method": REFERENCE_METHOD,
-            "reference_sample_s_min": samples.sample_s_min(name)}
+    return measures.reference_figures(samples.per_iter_s[name], samples.sample_s_min(name),
+                                      device_s=device_s, host_s=host_s, on_device=ctx.dev.is_cuda)
 
 
 def _common(ctx: Context, cell: dict[str, Any], comparison: str) -> dict[str, Any]:
@@ -273,9 +263,7 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]],
                 values = per_round_means(kernels[(ctx.name(cell), variant)].compute_s(rounds * ops), rounds)
                 spans[(ctx.name(cell), variant)] = values
                 mine.extend(values)
-        every = torch.tensor(mine, dtype=torch.float64, device=ctx.dev.device)
-        dist.all_reduce(every, op=dist.ReduceOp.MAX)
-        flat = every.cpu().tolist()
+        flat = max_over_ranks(mine, ctx.dev.device)
         for index, key in enumerate(spans):
             spans[key] = flat[index * rounds:(index + 1) * rounds]
     measured = []

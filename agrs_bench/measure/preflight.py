@@ -15,6 +15,7 @@ import torch
 
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
+from agrs_bench.groups.distributed import DistInfo, raise_if_any_rank
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.vocab import RS_GROUP_KIND, STEP_MODES, size_label
 
@@ -85,3 +86,15 @@ def check_memory(cfg: RunConfig, free: int, where: str) -> None:
         if need > free:
             raise ConfigError(f"{asked} needs about {_gib(need)} per rank, more than the "
                               f"{_gib(free)} {where}")
+
+
+def check_every_rank(cfg: RunConfig, info: DistInfo) -> None:
+    """Collective: every rank checks that the largest cell fits its free memory, before anything
+    is allocated or written; all ranks raise the first rank's problem."""
+    free, where = free_bytes(info.backend, info.local_rank, info.local_world_size)
+    mine = []
+    try:
+        check_memory(cfg, free, where)
+    except ConfigError as err:
+        mine.append(f"rank {info.rank}: {err}" if info.rank else str(err))
+    raise_if_any_rank(mine, lambda problems: ConfigError(problems[0]))

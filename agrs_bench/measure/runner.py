@@ -15,7 +15,6 @@ from agrs_bench.groups.membership import check_membership
 from agrs_bench.measure import cells as cellmod
 from agrs_bench.measure import telemetry
 from agrs_bench.measure.device import make_handle
-from agrs_bench.measure.faults import CORRUPT_AG_VAR, Faults, megatron_ag_layout
 from agrs_bench.measure.watchdog import Watchdog, margin_s
 from agrs_bench.results import files as results
 from agrs_bench.results import schema
@@ -82,13 +81,12 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
         finished[:] = [b for b in finished if schema.cell_key(b["params"]) not in keys]
         names = [ctx.name(c) for c in cells]
         where = f"comparison {comparison} (cells {first}-{index}/{len(todo)}: {', '.join(names)})"
-        fixtures.faults.before_cells(rank, first, index)
         watchdog.arm(where, budget_s)
         try:
-            with telemetry.CellSampler(uuid if ctx.dev.is_cuda else None) as sampler:
+            with telemetry.GpuMonitor(uuid if ctx.dev.is_cuda else None) as monitor:
                 benches = benchmarks_of(ctx, cellmod.measure_comparison(ctx, comparison, cells))
             every_rank: list[Any] = [None] * info.world_size
-            dist.all_gather_object(every_rank, sampler.summary())
+            dist.all_gather_object(every_rank, monitor.summary())
         except cellmod.OutputCheckError:
             raise  # names the cell, the rank and the first wrong element already
         except Exception as err:
@@ -137,8 +135,6 @@ class Fixtures:
         self.sources: dict[tuple[str, str], Any] = {}
         self.megatron: Any = None
         self.megatron_mismatch: list[dict[str, Any]] = []
-        self.faults = Faults.from_environment()
-        corrupted = [name for name in cfg.sources if name in self.faults.corrupt_sources]
         for name in cfg.sources:
             for ag, rs in cfg.option_pairs(name):
                 label = pair_label(ag, rs)
@@ -149,14 +145,9 @@ class Fixtures:
                 make_group = distributed.group_maker(
                     cfg.timeout_s, lambda role, o=options: o[role].to_process_group_options())
                 self.sources[(name, label)] = build_source(
-                    name, cfg.layout, info.rank, make_group=make_group,
-                    ag_layout=self.faults.ag_layout(cfg.layout, name), timeout_s=cfg.timeout_s)
+                    name, cfg.layout, info.rank, make_group=make_group, timeout_s=cfg.timeout_s)
         ours = [s for (name, _), s in self.sources.items() if name != "megatron_core"]
-        if not [name for name in corrupted if name != "megatron_core"]:
-            check_membership(ours, cfg.layout, info.rank)
-        else:
-            say(info.rank, f"agrs_bench: TEST HOOK {CORRUPT_AG_VAR}: AG groups of {', '.join(corrupted)} "
-                            f"from order {megatron_ag_layout(cfg.layout).order!r}, membership check skipped")
+        check_membership(ours, cfg.layout, info.rank)
         for (name, label), source in list(self.sources.items()):
             if name == "megatron_core":
                 self.megatron = source

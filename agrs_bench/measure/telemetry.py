@@ -123,8 +123,9 @@ def topology(identities: list[dict[str, Any]]) -> dict[str, Any]:
     return {"nvml": True, "pairs": pairs, "link_gbps_per_direction": link_gbps}
 
 
-class CellSampler:
-    """Samples SM clock, clock-event reasons, power and temperature in a thread while a cell runs."""
+class GpuMonitor:
+    """Reads SM clock, clock-event reasons, power and temperature in a thread while a cell runs
+    (a monitor, not a Sampler: timing.Sampler is what produces samples of the collectives)."""
 
     def __init__(self, torch_uuid: str | None, period_s: float = 0.02) -> None:
         self.period_s = period_s
@@ -156,7 +157,7 @@ class CellSampler:
             if self._stop.wait(self.period_s):
                 return
 
-    def __enter__(self) -> CellSampler:
+    def __enter__(self) -> GpuMonitor:
         if self.nvml is not None:
             self._thread = threading.Thread(target=self._loop, daemon=True, name="agrs-nvml")
             self._thread.start()

@@ -125,7 +125,8 @@ class PairedSamples:
         return info
 
 
-def _max_over_ranks(values: list[float], device) -> list[float]:
+def max_over_ranks(values: list[float], device) -> list[float]:
+    """Collective: every rank's `values`, element by element the largest (the slowest rank's)."""
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor.cpu().tolist()
@@ -138,6 +139,19 @@ def run_iterations(dev: Any, iteration: Iteration, roles: tuple[str, ...], count
     for _ in range(count):
         iteration(pending)
     dev.join(pending)
+
+
+def held_sample(dev: Any, run: Callable[[], None], hold_s: float) -> tuple[Any, Any, float]:
+    """Queue one sample of `run` behind a hold of `hold_s`: (start, end) timers, read after a
+    synchronize, and the host's seconds to queue it."""
+    start, end = dev.timer(), dev.timer()
+    dev.sample_start(hold_s)
+    start.record()
+    issued_at = time.perf_counter()
+    run()
+    host_s = time.perf_counter() - issued_at
+    end.record()
+    return start, end, host_s
 
 
 def hold_for(plan: TimingPlan, host_s: float) -> float:
@@ -190,14 +204,8 @@ class Sampler:
 
     def _time(self, index: int) -> tuple[Any, Any]:
         """Queue one sample of part `index`, held; (start, end) timers, read after a synchronize."""
-        part = self.parts[index]
-        start, end = part.dev.timer(), part.dev.timer()
-        part.dev.sample_start(hold_for(self.plan, self._host_s[index]))
-        start.record()
-        issued_at = time.perf_counter()
-        self._runs[index]()
-        self._host_s[index] = time.perf_counter() - issued_at
-        end.record()
+        start, end, self._host_s[index] = held_sample(
+            self.parts[index].dev, self._runs[index], hold_for(self.plan, self._host_s[index]))
         return start, end
 
     def _round(self, order: tuple[int, ...]) -> list[float]:
@@ -210,13 +218,8 @@ class Sampler:
         """(device, host) seconds per iteration on this rank: a short unheld run gives the host's
         issue time; small ops are launch-bound unheld, so the device time comes from a held run."""
         def timed(count: int, hold_s: float) -> tuple[float, float]:
-            start, end = part.dev.timer(), part.dev.timer()
-            part.dev.sample_start(hold_s)
-            start.record()
-            issued_at = time.perf_counter()
-            run_iterations(part.dev, part.iteration, part.roles, count)
-            host_s = time.perf_counter() - issued_at
-            end.record()
+            start, end, host_s = held_sample(
+                part.dev, lambda: run_iterations(part.dev, part.iteration, part.roles, count), hold_s)
             part.dev.synchronize()
             return start.elapsed_s(end) / count, host_s / count
 
@@ -240,7 +243,7 @@ class Sampler:
             run_iterations(part.dev, part.iteration, part.roles, max(1, plan.num_warmup))
         self.dev.synchronize()
         mine = [self._estimate(p) for p in parts]
-        flat = _max_over_ranks([v for pair in mine for v in pair], self.dev.device)
+        flat = max_over_ranks([v for pair in mine for v in pair], self.dev.device)
         self._estimates = [(flat[2 * i], flat[2 * i + 1]) for i in range(len(parts))]
         if plan.ops_per_sample:
             ops, capped = plan.ops_per_sample, True
@@ -251,7 +254,7 @@ class Sampler:
             if part.check is not None:
                 part.check(self._runs[index])
         for _ in range(CALIBRATION_TRIES):  # also the first held samples: holds learn host times
-            shortest = min(_max_over_ranks(self._round(rotation(len(parts), 0)), self.dev.device)) * self.ops
+            shortest = min(max_over_ranks(self._round(rotation(len(parts), 0)), self.dev.device)) * self.ops
             if (plan.ops_per_sample or shortest >= plan.target_sample_s * (1 + BUDGET_MARGIN) / 2
                     or self.ops >= MAX_OPS_PER_SAMPLE):
                 break
@@ -265,7 +268,7 @@ class Sampler:
             order = rotation(len(parts), round_index)
             orders.append(order)
             mine_rounds.extend(self._round(order))
-        every = _max_over_ranks(mine_rounds, self.dev.device)
+        every = max_over_ranks(mine_rounds, self.dev.device)
         width = len(parts)
         per_part = {p.name: tuple(every[r * width + i] for r in range(plan.num_rounds))
                     for i, p in enumerate(parts)}
@@ -280,6 +283,3 @@ class Sampler:
         self._time(index)
         self.dev.synchronize()
 
-
-def sample_rounds(parts: list[Part], plan: TimingPlan) -> PairedSamples:
-    return Sampler(parts, plan).run()

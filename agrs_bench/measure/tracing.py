@@ -16,7 +16,7 @@ from typing import Any
 import torch.distributed as dist
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from agrs_bench.analysis import paired, trace_kinds, trace_overlap
+from agrs_bench.analysis import trace_kinds, trace_overlap
 from agrs_bench.measure.timing import Sampler
 
 TRACE_DIR = "traces"
@@ -61,17 +61,5 @@ def overlap_info(sampler: Sampler, part: str, cell: str, run_dir: str, rank: int
     if not sampler.dev.is_cuda:
         return dict(info, trace_overlap_fraction=None,
                     trace_overlap_reason="gloo on CPU: no device kernels to read overlap from")
-    per_round = []
-    for index in range(rounds):
-        values = [r[index] for r in everyone if r and index < len(r) and r[index] is not None]
-        per_round.append(min(values) if len(values) == len(everyone) else None)
-    if any(v is None for v in per_round):
-        return dict(info, trace_overlap_fraction=None,
-                    trace_overlap_reason="a traced round showed no kernels of one of the collectives "
-                                         "on some device (profiler without CUDA activity?)")
-    interval = paired.median_interval(per_round)
-    info["trace_overlap_fraction"] = interval.point
-    if rounds > 1:
-        info["trace_overlap_fraction_ci"] = interval.bounds()
-    return info
+    return dict(info, **trace_overlap.across_ranks(everyone, rounds))
 

@@ -11,13 +11,12 @@ import errno
 import json
 import os
 import stat
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from agrs_bench import safe_files
-from agrs_bench.analysis import measures
+from agrs_bench.analysis import measures, stats, summary
 from agrs_bench.results import launches, schema
-from agrs_bench.analysis import stats
-from agrs_bench.analysis import summary
 from agrs_bench.vocab import STEP_MODES
 
 CELLS_FILE = "cells.jsonl"
@@ -187,7 +186,7 @@ def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, 
             "complete": not missing_cells,
             "missing_cells": list(missing_cells),
             "summary": summary.summarize_run(benchmarks),
-            "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(),
             "config": config,
             **(notes or {}),
         },
@@ -209,7 +208,7 @@ def salvage(run_dir: str) -> bool:
     doc = build_document(cells, machine_info=info, commit_info={}, config=config,
                          missing_cells=missing or ["(unknown: the run ended before it finished)"],
                          started_utc=datetime.datetime.fromtimestamp(
-                             os.path.getmtime(config_path), datetime.timezone.utc).isoformat(),
+                             os.path.getmtime(config_path), datetime.UTC).isoformat(),
                          notes={"rebuilt_from_cells": True})
     write_run(run_dir, doc)
     return True

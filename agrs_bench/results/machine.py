@@ -6,9 +6,13 @@ import os
 import platform
 import socket
 import subprocess
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
+
+from agrs_bench.groups.distributed import node_id
 
 ENV_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_DISTRIBUTED_", "CUDA_")
 ENV_NAMES = ("CUDA_DEVICE_MAX_CONNECTIONS", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
@@ -122,3 +126,28 @@ def commit_info(root: str | None = None, environ: dict[str, str] | None = None) 
         return {"id": None, "dirty": None, "project": "agrs_bench", "source": "unknown"}
     return {"id": f"agrs_bench {package_version}", "dirty": None, "project": "agrs_bench",
             "version": package_version, "source": "package"}
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Who is where, one entry per rank, gathered once at start-up."""
+
+    hosts: list[str]
+    nodes: list[str]
+    """distributed.node_id() of each rank: ranks of one node share it."""
+    pids: list[int]
+    devices: list[dict[str, Any]]
+    """local_device() of each rank, with its NVML identity under "nvml"."""
+
+    def peers_here(self) -> list[int]:
+        """pids of the other ranks on this node (to wake one that was stopped)."""
+        here = node_id()
+        return [pid for node, pid in zip(self.nodes, self.pids) if node == here and pid != os.getpid()]
+
+
+def gather_ranks(world_size: int, device: dict[str, Any]) -> Ranks:
+    """Collective: every rank's host, node, pid and `device` description."""
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, (socket.gethostname(), node_id(), os.getpid(), device))
+    hosts, nodes, pids, devices = (list(column) for column in zip(*gathered))
+    return Ranks(hosts=hosts, nodes=nodes, pids=pids, devices=devices)

@@ -15,10 +15,10 @@ import os
 import sys
 from typing import Any
 
-from agrs_bench.results import files as results
-from agrs_bench.results import schema
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
+from agrs_bench.results import files as results
+from agrs_bench.results import schema
 
 # Fields that may change between the two parts of a run without changing what is measured.
 NOT_COMPARED = ("argv", "timeout_s", "cells", "launch_id")

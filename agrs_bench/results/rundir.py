@@ -15,12 +15,14 @@ import json
 import os
 import stat
 import tempfile
+from typing import Any
 
 from agrs_bench import safe_files
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import ConfigError
+from agrs_bench.groups.distributed import raise_if_any_rank
 from agrs_bench.results import files as results
-from agrs_bench.results import launches, resume, schema
+from agrs_bench.results import launches, machine, resume, schema
 
 LOCK_FILE = ".agrs_bench.lock"
 OWNER_ENV = "AGRS_BENCH_RUN_DIR_OWNER"
@@ -225,3 +227,31 @@ def stopped_line(out_dir: str, signal_name: str) -> str:
         return f"stopped by {signal_name} after the run completed; all {kept} cell(s) are in {path}"
     return (f"stopped by {signal_name}; {kept} finished cell(s) kept in {path} (marked incomplete; "
             f"finish it with --resume {out_dir})")
+
+
+def claim_run_dir(cfg: RunConfig, rank: int) -> list[RunDirLock | None]:
+    """Collective: rank 0 makes the run directory this run's ([its claim]; [] on the others). A
+    problem leaves every rank as bad input, so that none hangs."""
+    owned, problems = [], []
+    if rank == 0:
+        try:
+            owned.append(prepare_run_dir(cfg))
+        except ConfigError as err:
+            problems.append(str(err))
+    raise_if_any_rank(problems, lambda found: ConfigError(found[0]))
+    return owned
+
+
+def write_results(cfg: RunConfig, finished: list[dict], context: dict[str, Any]) -> None:
+    """results.json (complete, or marked incomplete with the missing cells) and results.csv.
+    `context`: started_utc, machine_info, notes, and the sources not timed on purpose."""
+    done = {schema.cell_key(b["params"]) for b in finished}
+    world = cfg.layout.world_size
+    untimed = context.get("untimed_sources", ())  # not timed on purpose (megatron_core mismatch)
+    missing = [schema.cell_id(dict(c, world_size=world)) for c in cfg.cells()
+               if schema.cell_key(c) not in done and c["source"] not in untimed]
+    doc = results.build_document(finished, machine_info=context["machine_info"],
+                                 commit_info=machine.commit_info(), config=cfg.record(),
+                                 missing_cells=missing, started_utc=context["started_utc"],
+                                 notes=context["notes"])
+    results.write_run(cfg.out_dir, doc)

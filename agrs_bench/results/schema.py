@@ -13,7 +13,8 @@ import errno
 import json
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agrs_bench import safe_files
 from agrs_bench.vocab import DEFAULT_ISSUE, size_label  # noqa: F401 (cell names use it; renderers import it here)
