@@ -1,4 +1,4 @@
-"""Every figure in README.md and docs/*.md that names its committed file is recomputed from it.
+"""Every figure in README.md, docs/*.md and results/**/README.md that names its committed file is recomputed from it.
 
 A checked figure is a markdown link whose target is the committed results.json and whose title
 says how to recompute it, e.g.
@@ -15,7 +15,10 @@ says how to recompute it, e.g.
   linked README): how many cells got VERDICT, their head/base − 1 in percent (low to high), the
   smallest quiet threshold in percent (the search runs from 0.1% to 99.9%);
 - `column NAME FIRST-LAST`: the linked log's tables with a NAME column: its minimum and maximum,
-  in percent, over the rows whose first column (MiB) lies in FIRST..LAST.
+  in percent, over the rows whose first column (MiB) lies in FIRST..LAST;
+- `study FIELD SIZE COPIER`, `study_range FIELD SIZE COPIERS`: a study.json of
+  scripts/sm_contention_study.py: FIELD's point and 95% interval for one copier at SIZE (three
+  numbers), or the minimum and maximum point over the copiers (comma list).
 
 FIELD is an extra_info key or `median_s`; a `*1e3` suffix scales (seconds to ms). Each number of
 the link text must equal the recomputed one rounded to the digits it shows, so README and the
@@ -34,9 +37,12 @@ import pytest
 from agrs_bench.config.run_config import parse_size
 from tests.test_repository import ROOT
 
-LINK = re.compile(r'\[([^\]]+)\]\(([^)\s]+) "((?:range|value|gate_count|gate_range|gate_quiet|column) [^"]+)"\)')
+RECIPES = r"range|value|gate_count|gate_range|gate_quiet|column|study|study_range"
+LINK = re.compile(r'\[([^\]]+)\]\(([^)\s]+) "((?:' + RECIPES + r') [^"]+)"\)')
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-DOCS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+DOCS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md"))) \
+    + sorted(os.path.relpath(p, ROOT)
+             for p in glob.glob(os.path.join(ROOT, "results", "**", "README.md"), recursive=True))
 
 
 def checked_figures() -> list[tuple[str, str, str, str]]:
@@ -109,8 +115,25 @@ def _column(target: str, name: str, sizes: str) -> list[float]:
     return [min(values), max(values)]
 
 
+def _study(target: str, kind: str, field: str, size: str, copiers: str) -> list[float]:
+    scale = 1.0
+    if "*" in field:
+        field, factor = field.split("*")
+        scale = float(factor)
+    with open(os.path.join(ROOT, target), encoding="utf-8") as f:
+        (found,) = [s["figures"] for s in json.load(f)["sizes"] if s["size_bytes"] == parse_size(size)]
+    rows = [found[name][field] for name in copiers.split(",")]
+    if kind == "study":
+        (row,) = rows
+        return [v * scale for v in (row["point"], *row["ci"])]
+    points = [row["point"] * scale for row in rows]
+    return [min(points), max(points)]
+
+
 def recompute(target: str, recipe: str) -> list[float]:
     kind, *args = recipe.split()
+    if kind.startswith("study"):
+        return _study(target, kind, *args)
     if kind.startswith("gate_"):
         verdicts, cells = _gate(os.path.dirname(target), args[0], args[1])
         if kind == "gate_quiet":
@@ -151,3 +174,11 @@ def test_a_figure_that_drifted_from_its_file_fails():
     low, high = recompute(target, "range speedup_vs_single_comm ag_rs dense global_state,pg_collection 64MiB-1GiB")
     assert _agrees("1.09", low) and _agrees("1.20", high)
     assert not _agrees("1.33", high)  # what README said before it was recomputed
+
+
+def test_a_study_figure_is_recomputed_from_its_study_json():
+    target = "results/studies/sm-contention/study.json"
+    point, low, high = recompute(target, "study gemm_slowdown 256MiB ce")
+    assert _agrees("1.050", point) and _agrees("1.049", low) and _agrees("1.051", high)
+    assert not _agrees("1.045", point)  # the SM copy of 132 CTAs, not the copy engine
+    assert [round(v, 3) for v in recompute(target, "study_range gemm_slowdown 256MiB sm1,sm132")] == [1.023, 1.045]
