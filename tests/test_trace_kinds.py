@@ -92,6 +92,23 @@ def test_real_trace_tells_copy_engine_from_kernels():
     sm = tk.summarize(events, window("levers:sm_copy"))
     assert ce["engine"] == "copy_engine" and ce["other_kernel_count"] == 0
     assert sm["memcpy_count"] == 0 and sm["other_kernel_count"] >= 1
+    # A group of one rank: NCCL ran no kernel under any CTA policy, only a local copy per AG and RS,
+    # so the copy engine there is not policy zero at work and the levers are not in play.
+    for policy in ("default", "efficiency", "zero"):
+        seen = tk.summarize(events, window(f"levers:nccl_{policy}"))
+        assert seen["engine"] == "copy_engine" and not seen["nccl_kernel_names"] and seen["memcpy_count"] == 2
+        assert tk.judge({"cta_policy": "zero", "registration": "symmetric"}, seen) == []
+        assert tk.judge({"cta_policy": policy, "registration": "none"}, seen, ranks=1) == (
+            [] if policy == "default" else
+            [f"cta_policy={policy} not in play on a group of one rank: NCCL copies locally"])
+
+
+def test_one_rank_reports_every_asked_lever_as_not_in_play():
+    info = tk.cell_info([memcpy(0), memcpy(5)], {"ag": {"cta_policy": "zero", "registration": "symmetric"},
+                                                 "rs": {"cta_policy": "default", "registration": "none"}}, ranks=1)
+    assert info["levers_ignored"] == [
+        "ag: cta_policy=zero not in play on a group of one rank: NCCL copies locally",
+        "ag: registration=symmetric not in play on a group of one rank: NCCL copies locally"]
 
 
 def test_cell_info_judges_each_role_on_its_own_collective():

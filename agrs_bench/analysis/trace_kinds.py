@@ -96,12 +96,19 @@ def summarize(events: Iterable[Mapping[str, Any]], window: tuple[float, float] |
             "memcpy_kinds": sorted({str(c.get("name", "")) for c in copies})}
 
 
-def judge(requested: Mapping[str, str], seen: Mapping[str, Any], *, nodes: int = 1) -> list[str]:
+def judge(requested: Mapping[str, str], seen: Mapping[str, Any], *, nodes: int = 1, ranks: int = 2) -> list[str]:
     """The levers of `requested` (cta_policy, registration) that NCCL did not act on, as messages.
 
     cta_policy=zero takes effect only on one node with symmetric buffers (NCCL >= 2.28): where SM
     kernels still moved the bytes, it was ignored. registration=symmetric takes effect where NCCL
-    ran its symmetric kernels or the copy engines: ring/tree kernels alone mean it was ignored."""
+    ran its symmetric kernels or the copy engines: ring/tree kernels alone mean it was ignored.
+    On a group of one rank NCCL runs no collective at all: it copies locally (a Memcpy DtoD under
+    every CTA policy, as a trace of NCCL 2.28.9 on one H200 shows, tests/data/levers_trace.json),
+    so no lever is in play, and a copy-engine result there is not CTA policy zero at work."""
+    if ranks == 1:
+        return [f"{lever}={requested[lever]} not in play on a group of one rank: NCCL copies locally"
+                for lever, idle in (("cta_policy", "default"), ("registration", "none"))
+                if requested.get(lever, idle) != idle]
     ignored = []
     engine = seen.get("engine")
     algorithms = set(seen.get("nccl_algorithms") or {})
@@ -121,10 +128,11 @@ ROLE_COLLECTIVES = {"ag": "AllGather", "rs": "ReduceScatter"}
 
 
 def cell_info(events: Sequence[Mapping[str, Any]], requested: Mapping[str, Mapping[str, str]],
-              *, nodes: int = 1) -> dict[str, Any]:
+              *, nodes: int = 1, ranks: int = 2) -> dict[str, Any]:
     """extra_info of a traced cell: per role what moved the bytes, and the levers NCCL ignored.
-    `requested`: role -> {"cta_policy": ..., "registration": ...} as the cell asked."""
+    `requested`: role -> {"cta_policy": ..., "registration": ...} as the cell asked; `ranks`: the
+    communicators' size (1: no collective ran, see judge)."""
     kinds = {role: summarize(events, collective=name) for role, name in ROLE_COLLECTIVES.items()}
     ignored = [f"{role}: {message}" for role, asked in requested.items() if role in kinds
-               for message in judge(asked, kinds[role], nodes=nodes)]
+               for message in judge(asked, kinds[role], nodes=nodes, ranks=ranks)]
     return {"trace_kinds": kinds, "levers_ignored": ignored}

@@ -57,7 +57,7 @@ def overlap_info(sampler: Sampler, part: str, cell: str, run_dir: str, rank: int
     dist.all_gather_object(everyone, mine)
     info: dict[str, Any] = {"trace_file": trace_file(cell, 0), "traced_rounds": rounds}
     if levers is not None and sampler.dev.is_cuda:  # this rank's view: what moved the bytes
-        info.update(trace_kinds.cell_info(events, levers))
+        info.update(trace_kinds.cell_info(events, levers, ranks=dist.get_world_size()))
     if not sampler.dev.is_cuda:
         return dict(info, trace_overlap_fraction=None,
                     trace_overlap_reason="gloo on CPU: no device kernels to read overlap from")
