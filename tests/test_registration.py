@@ -117,3 +117,15 @@ def test_ledger_releases_everything_even_when_one_deregistration_fails():
 def test_paths_cover_every_registration_kind():
     from agrs_bench.config.nccl_options import REGISTRATIONS
     assert set(registration.PATHS) == set(REGISTRATIONS) - {"none"}
+
+
+def test_paths_follow_what_one_h200_showed(fake):
+    """torch 2.11.0+cu130, NCCL 2.28.9 (results/levers-one-gpu/): MemPool(backend.mem_allocator)
+    is refused at pool creation; torch's own pool registers as user buffers; torch's own pool
+    registered with symm=True failed inside NCCL ("unhandled cuda error"), which can leave the
+    communicator unusable, so symmetric windows never take that path."""
+    assert "caching_allocator" not in registration.PATHS["symmetric"]
+    fake.broken = {"nccl_allocator": "pool"}
+    with registered(buffer(), {"ag": "ub", "rs": "symmetric"}, ["AG"], "cuda:0", "torch X", fake) as paths:
+        assert (paths["ag"], paths["rs"]) == ("caching_allocator", "symm_mem")
+    assert ("register", "pool:caching_allocator", "AG", True) not in fake.log

@@ -29,7 +29,10 @@ PATHS = {"ub": ("nccl_allocator", "caching_allocator"), "symmetric": ("nccl_allo
 """Torch paths per registration, in order of preference:
 nccl_allocator: MemPool(backend.mem_allocator) (ncclMemAlloc) + register_mem_pool(pool[, symm=True]);
 caching_allocator: MemPool() of torch's own allocator + register_mem_pool(pool) (ncclCommRegister);
-symm_mem: torch.distributed._symmetric_memory with the NCCL backend: empty() + rendezvous(group)."""
+symm_mem: torch.distributed._symmetric_memory with the NCCL backend: empty() + rendezvous(group).
+On one H200 (torch 2.11.0+cu130, NCCL 2.28.9) nccl_allocator was refused ("NCCL mem allocator is not
+supported in this NCCL version") and caching_allocator registered; torch's own pool registered with
+symm=True failed inside NCCL ("unhandled cuda error"), so it is no symmetric path."""
 
 
 def distinct_groups(groups: Sequence[Any]) -> list[Any]:
