@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from agrs_bench import interrupt
 from agrs_bench.config import models
-from agrs_bench.config.cli import parse_run_args
+from agrs_bench.config.cli import parse_rank_args
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.errors import EXIT_BAD_INPUT, EXIT_MEGATRON_MISMATCH, ConfigError, RunFailed, fail, report_failure
 from agrs_bench.groups import distributed
@@ -37,8 +37,7 @@ from agrs_bench.measure.startup import gather_machine
 from agrs_bench.measure.watchdog import Watchdog, margin_s
 from agrs_bench.results import files as results
 from agrs_bench.results import resume, schema
-from agrs_bench.results.rundir import OWNER_ENV, check_run_dir, claim_run_dir, write_results
-from agrs_bench.vocab import STEP_MODES
+from agrs_bench.results.rundir import OWNER_ENV, check_run_dir, claim_run_dir, save_after_failure, write_results
 
 PROG = "agrs_bench.run"
 
@@ -109,7 +108,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
             report_failure(PROG, rank, err)
         distributed.wake_stopped(local_peers)
         if rank == 0:
-            _save_after_failure(cfg, save, len(finished))
+            save_after_failure(PROG, cfg, save, len(finished))
         if isinstance(err, Exception) and not isinstance(err, ConfigError):
             raise RunFailed(str(err)) from err
         raise
@@ -131,20 +130,6 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
     return 0
 
 
-def _save_after_failure(cfg: RunConfig, save: Any, kept: int) -> None:
-    """Rank 0, after a failure was said: save the finished cells; a failing save (disk full,
-    read-only) is said too, and the first error stays the one the run ends with."""
-    try:
-        save()
-    except Exception as err:
-        print(f"{PROG}: rank 0: could not write the results: {type(err).__name__}: "
-              f"{' '.join(str(err).split())}", file=sys.stderr, flush=True)
-        return
-    print(f"agrs_bench: run failed; {kept} finished cell(s) kept in "
-          f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} (marked incomplete; "
-          f"finish it with --resume {cfg.out_dir})", file=sys.stderr, flush=True)
-
-
 def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
     """One rank under torchrun. Exit status: 0 done, 1 failed (results kept), 2 bad input,
     3 a phase hung past --timeout plus margin (the watchdog ended it), 5 megatron-core's AG groups
@@ -153,16 +138,8 @@ def _rank_main(argv: list[str], launch: distributed.LaunchEnv) -> int:
         sys.stderr = StderrOutlivingItsReader(sys.stderr)  # type: ignore[assignment]
     rank, world = launch.rank, launch.world_size
     try:
-        try:
-            cfg = parse_run_args(argv, world_size=world, gpus=distributed.visible_gpus(),
-                                 local_world_size=launch.local_world_size, stored=resume.stored_for_flags)
-        except ConfigError:
-            if world >= 2:
-                raise
-            cfg = None  # one rank: say that first, whatever else the flags get wrong
-        if cfg is None or world < 2 and not (cfg.backend == "nccl" and set(cfg.modes) <= set(STEP_MODES)):
-            raise ConfigError(f"world size {world}: AG/RS overlap needs at least 2 ranks "
-                              "(use --nproc-per-node=2 or more; a step mode alone runs on one GPU)")
+        cfg = parse_rank_args(argv, world_size=world, gpus=distributed.visible_gpus(),
+                              local_world_size=launch.local_world_size, stored=resume.stored_for_flags)
         skip_cells = check_run_dir(cfg) if rank == 0 else []
     except ConfigError as err:
         if rank == 0:

@@ -37,6 +37,7 @@ from agrs_bench.vocab import (
     MEGATRON_INSTALL,
     RS_GROUP_KIND,
     SOURCES,
+    STEP_MODES,
 )
 
 # Defaults that serve: a full sweep on GPUs; on CPU, small enough to end in about a minute.
@@ -344,4 +345,22 @@ def parse_run_args(argv: list[str], *, world_size: int, backend: str | None = No
         step_model=step_model.from_flags(args.step_model, args.reduce_op, args.grad_dtype, args.prefetch),
     )
     check_levers_supported(cfg)
+    return cfg
+
+
+def parse_rank_args(argv: list[str], *, world_size: int, gpus: int, local_world_size: int,
+                    stored: Callable[[str], dict[str, Any]] | None = None) -> RunConfig:
+    """A rank's configuration under torchrun. One rank is refused (AG/RS overlap needs two),
+    except for step modes alone on NCCL, where a group of one still runs the step's code path;
+    a lone rank hears that first, whatever else its flags get wrong."""
+    try:
+        cfg = parse_run_args(argv, world_size=world_size, gpus=gpus, local_world_size=local_world_size,
+                             stored=stored)
+    except ConfigError:
+        if world_size >= 2:
+            raise
+        cfg = None
+    if cfg is None or world_size < 2 and not (cfg.backend == "nccl" and set(cfg.modes) <= set(STEP_MODES)):
+        raise ConfigError(f"world size {world_size}: AG/RS overlap needs at least 2 ranks "
+                          "(use --nproc-per-node=2 or more; a step mode alone runs on one GPU)")
     return cfg

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import stat
+import sys
 import tempfile
 from typing import Any
 
@@ -255,3 +256,17 @@ def write_results(cfg: RunConfig, finished: list[dict], context: dict[str, Any])
                                  missing_cells=missing, started_utc=context["started_utc"],
                                  notes=context["notes"])
     results.write_run(cfg.out_dir, doc)
+
+
+def save_after_failure(prog: str, cfg: RunConfig, save: Any, kept: int) -> None:
+    """Rank 0, after a failure was said: save the finished cells; a failing save (disk full,
+    read-only) is said too, and the first error stays the one the run ends with."""
+    try:
+        save()
+    except Exception as err:
+        print(f"{prog}: rank 0: could not write the results: {type(err).__name__}: "
+              f"{' '.join(str(err).split())}", file=sys.stderr, flush=True)
+        return
+    print(f"agrs_bench: run failed; {kept} finished cell(s) kept in "
+          f"{os.path.join(cfg.out_dir, results.RESULTS_FILE)} (marked incomplete; "
+          f"finish it with --resume {cfg.out_dir})", file=sys.stderr, flush=True)
