@@ -55,13 +55,17 @@ def collectives_per_source(rank: int, world: int, layout_kwargs: dict, size_byte
     return report
 
 
-def membership_with_ag_layout(rank: int, world: int, layout_kwargs: dict, ag_layout_kwargs: dict, source: str):
-    """Build AG groups from another layout (the upstream bug); return the check's error or None."""
+def membership_with_ag_layout(rank: int, world: int, layout_kwargs: dict, ag_layout_kwargs: dict,
+                              names: tuple[str, ...]) -> dict[str, str | None]:
+    """Per source: build its AG groups from another layout (the upstream bug), then check it
+    alone; the check's error or None. Several sources share one set of processes."""
     layout = Layout(world_size=world, **layout_kwargs)
     ag_layout = Layout(world_size=world, **ag_layout_kwargs)
-    sources = _sources(layout, rank, (source,), ag_layout=ag_layout)
-    try:
-        check_membership(list(sources.values()), layout, rank)
-    except MembershipError as err:
-        return str(err)
-    return None
+    found: dict[str, str | None] = {}
+    for name, source in _sources(layout, rank, names, ag_layout=ag_layout).items():
+        try:
+            check_membership([source], layout, rank)
+            found[name] = None
+        except MembershipError as err:
+            found[name] = str(err)
+    return found

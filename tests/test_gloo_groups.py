@@ -8,13 +8,15 @@ from tests.gloo_workers import collectives_per_source, membership_with_ag_layout
 pytestmark = pytest.mark.gloo
 
 
-@pytest.mark.parametrize("world, layout_kwargs", [
-    (2, {}),
-    (4, {"ep": 2}),
-    (8, {"tp": 2, "ep": 2}),
+# One set of processes per world: the 8-rank case also holds fp32 and the rank lists below
+# (it once ran twice, the second time for the rank lists alone).
+@pytest.mark.parametrize("world, layout_kwargs, dtype", [
+    (2, {}, "bf16"),
+    (4, {"ep": 2}, "bf16"),
+    (8, {"tp": 2, "ep": 2}, "fp32"),
 ])
-def test_outputs_and_groups_per_source(world, layout_kwargs):
-    reports = run_gloo(world, collectives_per_source, layout_kwargs, 4096 + 6, "bf16")
+def test_outputs_and_groups_per_source(world, layout_kwargs, dtype):
+    reports = run_gloo(world, collectives_per_source, layout_kwargs, 4096 + 6, dtype)
     for rank, report in enumerate(reports):
         for (source, kind), seen in report.items():
             assert seen["ag_ok"] and seen["rs_ok"], (rank, source, kind)
@@ -29,25 +31,25 @@ def test_outputs_and_groups_per_source(world, layout_kwargs):
         # (create_all_gather_groups(for_expert_parallelism=ep > 1)).
         assert not report[("pg_collection", "dense")]["same_group"]
         assert report[("pg_collection", "expert")]["same_group"] == (layout_kwargs.get("ep", 1) == 1)
+    if world == 8:  # the expert DP group differs from the dense one
+        assert reports[0][("pg_collection", "dense")]["rs_ranks"] == [0, 2, 4, 6]
+        assert reports[0][("pg_collection", "expert")]["rs_ranks"] == [0, 4]
 
 
-def test_expert_group_differs_from_dense_at_8_ranks():
-    reports = run_gloo(8, collectives_per_source, {"tp": 2, "ep": 2}, 1024, "fp32")
-    assert reports[0][("pg_collection", "dense")]["rs_ranks"] == [0, 2, 4, 6]
-    assert reports[0][("pg_collection", "expert")]["rs_ranks"] == [0, 4]
-
-
-@pytest.mark.parametrize("source", ["pg_collection", "global_state"])
-def test_membership_check_refuses_ag_groups_of_another_order(source):
+def test_membership_check_refuses_ag_groups_of_another_order():
     # Megatron's create_all_gather_groups() rebuilt AG groups with the default order: with
     # order tp-pp-dp the DP groups are [0,4].., the rebuilt AG groups [0,2]..
-    errors = run_gloo(8, membership_with_ag_layout, {"tp": 2, "pp": 2, "order": "tp-pp-dp"},
-                      {"tp": 2, "pp": 2}, source)
-    assert all(errors), errors
-    assert "rank 0" in errors[0] and "[0, 2]" in errors[0] and "[0, 4]" in errors[0]
-    assert errors[0] == errors[5]  # every rank stops with the same message
+    # Both sources in one set of processes, each checked on its own.
+    found = run_gloo(8, membership_with_ag_layout, {"tp": 2, "pp": 2, "order": "tp-pp-dp"},
+                     {"tp": 2, "pp": 2}, ("pg_collection", "global_state"))
+    for source in ("pg_collection", "global_state"):
+        errors = [by_source[source] for by_source in found]
+        assert all(errors), (source, errors)
+        assert "rank 0" in errors[0] and "[0, 2]" in errors[0] and "[0, 4]" in errors[0], errors[0]
+        assert f"source {source}" in errors[0]
+        assert errors[0] == errors[5]  # every rank stops with the same message
 
 
 def test_membership_check_passes_for_the_same_layout():
-    errors = run_gloo(4, membership_with_ag_layout, {"ep": 2}, {"ep": 2}, "pg_collection")
-    assert errors == [None] * 4
+    found = run_gloo(4, membership_with_ag_layout, {"ep": 2}, {"ep": 2}, ("pg_collection",))
+    assert found == [{"pg_collection": None}] * 4
