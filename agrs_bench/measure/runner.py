@@ -54,7 +54,8 @@ def benchmarks_of(ctx: cellmod.Context, measured: list[cellmod.Measured]) -> lis
     cfg, dev = ctx.cfg, ctx.dev
     options = {"timer": "cuda_event" if dev.is_cuda else "perf_counter", "warmup": cfg.num_warmup,
                "min_rounds": cfg.num_samples, "disable_gc": False, "max_time": 0, "min_time": 0}
-    return [results.make_benchmark(m.params, m.data, m.extra["ops_per_sample"], m.extra, options)
+    return [results.cell_benchmark(m.cell, world_size=ctx.world_size, group_size=m.group_size, samples_s=m.data,
+                                   ops_per_sample=m.extra["ops_per_sample"], extra_info=m.extra, options=options)
             for m in measured]
 
 
@@ -66,7 +67,7 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
     fails raises CellFailed naming it."""
     rank = info.rank
     # Cells of a source the run does not time (megatron_core with mismatched groups) are left out.
-    todo = [c for c in cfg.cells() if (c["source"], c["nccl_options"]) in fixtures.sources]
+    todo = [c for c in cfg.cells() if (c.source, c.nccl_options) in fixtures.sources]
     comparisons = cellmod.group_comparisons(todo)
     budget_s = cfg.timeout_s + margin_s(cfg.timeout_s, cfg.backend)
     spans = groups_span_nodes(cfg, nodes)
@@ -75,11 +76,11 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
     index = 0
     for comparison, cells in comparisons:
         first, index = index + 1, index + len(cells)
-        keys = {schema.cell_key(c) for c in cells}
+        keys = {c.key for c in cells}
         if keys <= skip:
             continue
         finished[:] = [b for b in finished if schema.cell_key(b["params"]) not in keys]
-        names = [ctx.name(c) for c in cells]
+        names = [c.name for c in cells]
         where = f"comparison {comparison} (cells {first}-{index}/{len(todo)}: {', '.join(names)})"
         watchdog.arm(where, budget_s)
         try:
