@@ -85,7 +85,8 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
         watchdog.arm(where, budget_s)
         try:
             with telemetry.GpuMonitor(uuid if ctx.dev.is_cuda else None) as monitor:
-                benches = benchmarks_of(ctx, cellmod.measure_comparison(ctx, comparison, cells))
+                measured = cellmod.measure_comparison(ctx, comparison, cells)
+                benches = benchmarks_of(ctx, measured)
             every_rank: list[Any] = [None] * info.world_size
             dist.all_gather_object(every_rank, monitor.summary())
         except cellmod.OutputCheckError:
@@ -95,8 +96,8 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
             raise CellFailed(f"{where} failed: {type(err).__name__}: {detail}") from err
         watchdog.disarm()
         record = telemetry.combine(every_rank)
-        for offset, bench in enumerate(benches):
-            kinds = cfg.buffers if bench["params"]["mode"] in STEP_MODES else (bench["params"]["buffer"],)
+        for offset, (done, bench) in enumerate(zip(measured, benches)):
+            kinds = cfg.buffers if done.cell.mode in STEP_MODES else (done.cell.buffer,)
             bench["extra_info"]["spans_nodes"] = any(spans[kind] for kind in kinds)
             bench["extra_info"]["telemetry"] = record
             if record.get("throttled"):
