@@ -30,3 +30,14 @@ def test_key_name_and_params_match_what_files_store():
         assert cell.name == schema.cell_id(stored)
         assert schema.cell_key({k: v for k, v in stored.items() if v not in ("eager", "default", "role_streams")}) \
             == cell.key  # an older file without the optional params matches the same cell
+
+
+def test_the_literal_choices_are_the_vocabulary():
+    from typing import get_args
+
+    from agrs_bench.config import cell
+    from agrs_bench.vocab import ALL_MODES, ISSUE_STYLES, SOURCES
+
+    assert get_args(cell.Mode) == ALL_MODES
+    assert get_args(cell.Source) == SOURCES
+    assert get_args(cell.Issue) == ISSUE_STYLES
