@@ -96,7 +96,7 @@ def run(cfg: RunConfig, info: distributed.DistInfo, watchdog: Watchdog, skip_cel
                    + (f" (resuming: {len(skip_keys[0])} finished)" if cfg.resume else ""))
         if cfg.model is not None:
             say(rank, f"agrs_bench: {models.summary_line(cfg.model_record())}")
-        untimed = {schema.cell_key(c) for c in cfg.cells() if c["source"] in fixtures.untimed_sources}
+        untimed = {c.key for c in cfg.cells() if c.source in fixtures.untimed_sources}
         measure_all(cfg, info, fixtures, finished, skip={tuple(k) for k in skip_keys[0]} | untimed,
                     nodes=ranks.nodes, watchdog=watchdog, devices=ranks.devices)
         fixtures.close()

@@ -102,15 +102,14 @@ def rebuild_megatron_ag_groups(source: Any, ag_layout: Layout, rank: int, timeou
 def _signal_before(faults: Faults) -> None:
     """Wrap measure_comparison: the target rank signals itself before its comparison starts."""
     from agrs_bench.measure import cells
-    from agrs_bench.results.schema import cell_key
 
     name, target_rank, target_cell = faults.signal_at  # type: ignore[misc]
     measure_comparison = cells.measure_comparison
 
-    def measure(ctx: Any, comparison: str, todo: list[dict]) -> Any:
+    def measure(ctx: Any, comparison: str, todo: list) -> Any:
         # The run's numbering: every cell of a timed source, in order (measure/runner.py).
-        numbered = [cell_key(c) for c in ctx.cfg.cells() if (c["source"], c["nccl_options"]) in ctx.sources]
-        first = numbered.index(cell_key(todo[0])) + 1
+        numbered = [c.key for c in ctx.cfg.cells() if (c.source, c.nccl_options) in ctx.sources]
+        first = numbered.index(todo[0].key) + 1
         if ctx.rank == target_rank and first <= target_cell < first + len(todo):
             print(f"fault entry: rank {ctx.rank} sends itself SIG{name} before cell {target_cell}",
                   file=sys.stderr, flush=True)

@@ -31,7 +31,7 @@ def _run_dir(tmp, sizes="4KiB", complete=False):
         doc = {"machine_info": {}, "commit_info": {}, "benchmarks": [], "datetime": "x", "version": "5",
                "agrs_bench": {"schema_version": SCHEMA_VERSION, "complete": True, "missing_cells": [], "config": {}}}
         _write(tmp / "old" / "results.json", json.dumps(doc))
-        _write(tmp / "old" / "cells.jsonl", "".join(json.dumps(_cell(c)) + "\n" for c in cfg.cells()))
+        _write(tmp / "old" / "cells.jsonl", "".join(json.dumps(_cell(c.params())) + "\n" for c in cfg.cells()))
     return tmp / "old"
 
 

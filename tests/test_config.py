@@ -53,9 +53,9 @@ def test_bad_flags_name_the_value(argv, needle):
 def test_cells_cover_modes_buffers_sources_sizes():
     cfg = parse_run_args(["--sizes", "1KiB,2KiB", "--modes", "ag,ag_rs,fsdp_step"], world_size=2, backend="gloo")
     cells = cfg.cells()
-    collective = [c for c in cells if c["mode"] != "fsdp_step"]
+    collective = [c for c in cells if c.mode != "fsdp_step"]
     assert len(collective) == 2 * 2 * 3 * 2
-    assert len([c for c in cells if c["mode"] == "fsdp_step"]) == 3
+    assert len([c for c in cells if c.mode == "fsdp_step"]) == 3
 
 
 @pytest.mark.parametrize("world, argv, ep", [

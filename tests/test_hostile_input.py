@@ -209,7 +209,8 @@ def _old_run(tmp_path, lines=None, config=None):
     if config is not None:
         (tmp_path / "old" / "config.json").write_text(config)
     if lines is None:
-        lines = [json.dumps(results.make_benchmark(dict(c, world_size=2, group_size=2), [1e-3, 2e-3], 1, {}, {}))
+        lines = [json.dumps(results.make_benchmark(dict(c.params(), world_size=2, group_size=2), [1e-3, 2e-3],
+                                                   1, {}, {}))
                  for c in cfg.cells()]
     (tmp_path / "old" / "cells.jsonl").write_bytes(b"".join(
         (line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines))
@@ -218,7 +219,7 @@ def _old_run(tmp_path, lines=None, config=None):
 
 def _cells(tmp_path):
     cfg = _cfg("--sizes", "4KiB,8KiB", "--modes", "ag", "--buffers", "dense", "--sources", "single_comm")
-    return [json.dumps(results.make_benchmark(dict(c, world_size=2, group_size=2), [1e-3], 1, {}, {}))
+    return [json.dumps(results.make_benchmark(dict(c.params(), world_size=2, group_size=2), [1e-3], 1, {}, {}))
             for c in cfg.cells()]
 
 
@@ -334,7 +335,7 @@ def test_full_disk_names_the_cell_and_salvage_says_one_line(tiny_disk, capsys):
     cfg = _cfg("--out", str(run_dir), "--sizes", "4KiB", "--modes", "ag", "--buffers", "dense",
                "--sources", "single_comm")
     rundir.prepare_run_dir(cfg).release()
-    bench = results.make_benchmark(dict(cfg.cells()[0], world_size=2, group_size=2), [1e-3] * 200, 1, {}, {})
+    bench = results.make_benchmark(dict(cfg.cells()[0].params(), world_size=2, group_size=2), [1e-3] * 200, 1, {}, {})
     fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
     try:  # fill the disk, but for less than one cell needs
         while True:

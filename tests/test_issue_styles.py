@@ -18,16 +18,16 @@ def test_issue_styles_multiply_collective_cells_only():
     cells = cfg.cells()
     by_mode = {}
     for cell in cells:
-        by_mode.setdefault(cell["mode"], []).append(cell["issue"])
+        by_mode.setdefault(cell.mode, []).append(cell.issue)
     assert by_mode["ag_rs"] == ["role_streams", "megatron_fsdp"]
     assert by_mode["fsdp_step"] == ["role_streams", "megatron_fsdp"]  # the step takes the style too
-    assert schema.cell_id(dict(cells[1], world_size=2)) == "ag-dense-single_comm-4KiB-megatron_fsdp"
+    assert cells[1].name == "ag-dense-single_comm-4KiB-megatron_fsdp"
     assert cfg.record()["issues"] == ["role_streams", "megatron_fsdp"]
 
 
 def test_default_issue_is_role_streams_and_old_files_read_the_same():
     cfg = parse_run_args([], world_size=2, backend="gloo")
-    assert {c["issue"] for c in cfg.cells()} == {"role_streams"}
+    assert {c.issue for c in cfg.cells()} == {"role_streams"}
     old = {"mode": "ag", "buffer": "dense", "source": "single_comm", "size_bytes": 4096, "dtype": "bf16"}
     assert schema.cell_key(old) == schema.cell_key(dict(old, issue="role_streams"))
     assert schema.cell_id(dict(old, issue="role_streams")) == "ag-dense-single_comm-4KiB"

@@ -67,17 +67,21 @@ def test_every_lever_is_refused_on_gloo(argv, needle):
 def test_cell_levers_map_a_cell_label_back_to_its_roles():
     from types import SimpleNamespace
 
+    from agrs_bench.config.cell import Cell
     from agrs_bench.config.nccl_options import SWEEP_GRID
     from agrs_bench.measure import cell_levers
+
+    def cell(label: str, mode: str) -> Cell:
+        return Cell(mode=mode, buffer="dense", source="pg_collection", size_bytes=4096, dtype="bf16",
+                    nccl_options=label)
 
     cfg = SimpleNamespace(sources=("single_comm", "pg_collection"),
                           option_pairs=lambda s: list(SWEEP_GRID) if s == "pg_collection" else [SWEEP_GRID[0]])
     label = "ag:cta_policy=zero+registration=symmetric/rs:registration=symmetric"
-    assert cell_levers.wanted(cfg, {"nccl_options": label, "mode": "ag"}) == {"ag": "symmetric"}
-    assert cell_levers.wanted(cfg, {"nccl_options": label, "mode": "fsdp_step"}) == {"ag": "symmetric",
-                                                                                     "rs": "symmetric"}
-    assert cell_levers.wanted(cfg, {"nccl_options": "default", "mode": "ag_rs"}) == {}
-    assert cell_levers.requested(cfg, {"nccl_options": label, "mode": "ag_rs"}) == {
+    assert cell_levers.wanted(cfg, cell(label, "ag")) == {"ag": "symmetric"}
+    assert cell_levers.wanted(cfg, cell(label, "fsdp_step")) == {"ag": "symmetric", "rs": "symmetric"}
+    assert cell_levers.wanted(cfg, cell("default", "ag_rs")) == {}
+    assert cell_levers.requested(cfg, cell(label, "ag_rs")) == {
         "ag": {"cta_policy": "zero", "registration": "symmetric"},
         "rs": {"cta_policy": "default", "registration": "symmetric"}}
 

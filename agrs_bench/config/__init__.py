@@ -1,1 +1,1 @@
-"""Flags and TOML files -> one frozen, checked RunConfig; nothing else reads argv."""
+"""Flags and TOML files -> one frozen, checked RunConfig and the typed Cells it measures; nothing else reads argv."""

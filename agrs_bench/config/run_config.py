@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agrs_bench.config.bounds import check_run_bounds
+from agrs_bench.config.cell import Cell
 from agrs_bench.config.models import LayerBytes, ModelShape, describe, layer_bytes
 from agrs_bench.config.nccl_options import SWEEP_GRID, NcclOptions, pair_label
 from agrs_bench.config.step_model import StepModel
@@ -279,8 +280,8 @@ class RunConfig:
             "step_model": self.step_model.record(self.dtype),
         }
 
-    def cells(self) -> list[dict]:
-        """Every cell's params, in measuring order: size, buffer, source, options, exec, mode."""
+    def cells(self) -> list[Cell]:
+        """Every cell, in measuring order: size, buffer, source, options, exec, mode."""
         execs = ("eager", "graph") if self.graph else ("eager",)
         collective_modes = [m for m in self.modes if m not in STEP_MODES]
         plan = [(size, buffer, collective_modes) for size in self.sizes_bytes for buffer in self.buffers]
@@ -300,7 +301,7 @@ class RunConfig:
                             # have not verified (Megatron-FSDP itself waits on the handle eagerly).
                             styled = mode in (*COLLECTIVE_MODES, "fsdp_step") and exec_mode == "eager"
                             for issue in (self.issues if styled else (DEFAULT_ISSUE,)):
-                                cells.append({"mode": mode, "buffer": buffer, "source": source,
-                                              "size_bytes": size, "dtype": self.dtype, "exec": exec_mode,
-                                              "nccl_options": pair_label(ag, rs), "issue": issue})
+                                cells.append(Cell(mode=mode, buffer=buffer, source=source,
+                                                  size_bytes=size, dtype=self.dtype, exec=exec_mode,
+                                                  nccl_options=pair_label(ag, rs), issue=issue))
         return cells

@@ -8,6 +8,7 @@ import dataclasses
 from contextlib import ExitStack
 from typing import Any
 
+from agrs_bench.config.cell import Cell
 from agrs_bench.config.nccl_options import NcclOptions, nccl_version, pair_label
 from agrs_bench.measure import buffers as bufs
 from agrs_bench.measure.registration import registered
@@ -30,22 +31,22 @@ def build() -> str:
     return f"torch {torch.__version__}, NCCL {'.'.join(map(str, nccl)) if nccl else 'none'}"
 
 
-def wanted(cfg: Any, cell: dict[str, Any]) -> dict[str, str]:
+def wanted(cfg: Any, cell: Cell) -> dict[str, str]:
     """Role -> registration kind, for the roles the cell's mode runs (fsdp_step: both)."""
-    ag, rs = options_of(cfg, cell["nccl_options"])
-    roles = ("ag", "rs") if cell["mode"] == "fsdp_step" else MODE_ROLES[cell["mode"]]
+    ag, rs = options_of(cfg, cell.nccl_options)
+    roles = ("ag", "rs") if cell.mode == "fsdp_step" else MODE_ROLES[cell.mode]
     return {role: opt.registration for role, opt in (("ag", ag), ("rs", rs))
             if role in roles and opt.registration != "none"}
 
 
-def requested(cfg: Any, cell: dict[str, Any]) -> dict[str, dict[str, str]]:
+def requested(cfg: Any, cell: Cell) -> dict[str, dict[str, str]]:
     """Role -> the levers the cell asked NCCL for (what trace_kinds.judge checks against the trace)."""
-    ag, rs = options_of(cfg, cell["nccl_options"])
+    ag, rs = options_of(cfg, cell.nccl_options)
     return {role: {"cta_policy": opt.cta_policy or "default", "registration": opt.registration}
             for role, opt in (("ag", ag), ("rs", rs))}
 
 
-def cell_buffers(cfg: Any, cell: dict[str, Any], layers: list[dict[str, bufs.ShardedBuffer]],
+def cell_buffers(cfg: Any, cell: Cell, layers: list[dict[str, bufs.ShardedBuffer]],
                  groups: dict[str, tuple[Any, Any]], held: ExitStack, device: Any
                  ) -> tuple[list[dict[str, bufs.ShardedBuffer]], dict[str, Any]]:
     """The layers (one for ag/rs/ag_rs cells) the cell runs on, and its extra_info fields."""

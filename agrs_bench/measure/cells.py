@@ -19,6 +19,7 @@ import torch
 
 from agrs_bench.analysis import measures
 from agrs_bench.analysis.paired import per_round_means
+from agrs_bench.config.cell import Cell
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.groups import ag_shares_rs_comm
 from agrs_bench.groups.distributed import raise_if_any_rank
@@ -27,7 +28,6 @@ from agrs_bench.measure import cell_levers, tracing
 from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan, max_over_ranks
-from agrs_bench.results import schema
 from agrs_bench.vocab import STEP_MODES, size_label
 
 
@@ -35,15 +35,15 @@ class OutputCheckError(RuntimeError):
     """A collective wrote a wrong element: names the cell, the rank and the first wrong element."""
 
 
-def comparison_id(params: dict[str, Any]) -> str:
+def comparison_id(cell: Cell) -> str:
     """The interleaved group a cell is sampled in (results: extra_info.comparison)."""
-    head = f"{params['mode']}-" if params["mode"] in STEP_MODES else ""
-    return f"{head}{params['buffer']}-{size_label(int(params['size_bytes']))}-{params.get('exec', 'eager')}"
+    head = f"{cell.mode}-" if cell.mode in STEP_MODES else ""
+    return f"{head}{cell.buffer}-{size_label(cell.size_bytes)}-{cell.exec}"
 
 
-def group_comparisons(cells: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+def group_comparisons(cells: list[Cell]) -> list[tuple[str, list[Cell]]]:
     """The run's cells as comparisons, in order of first appearance, cells in run order."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[Cell]] = {}
     for cell in cells:
         groups.setdefault(comparison_id(cell), []).append(cell)
     return list(groups.items())
@@ -69,18 +69,20 @@ class Context:
     def dev(self) -> Any:
         return next(iter(self.handles.values()))
 
-    def name(self, cell: dict[str, Any]) -> str:
-        return schema.cell_id(dict(cell, world_size=self.world_size))
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Measured:
-    """One finished cell: its params, its samples (seconds per iteration, one per round) and
-    extra_info; results.files.make_benchmark turns it into a benchmark."""
+    """One finished cell: the cell, its samples (seconds per iteration, one per round) and
+    extra_info; results.files.cell_benchmark turns it into a benchmark."""
 
-    params: dict[str, Any]
+    cell: Cell
+    """What was measured."""
+    group_size: int
+    """The ranks of the cell's group (a step cell: of its first buffer kind's)."""
     data: tuple[float, ...]
+    """Seconds per iteration, one per round."""
     extra: dict[str, Any]
+    """The cell's extra_info figures, as measured (still a dict)."""
 
 
 def plan_of(cfg: RunConfig, exec_mode: str) -> TimingPlan:
@@ -114,26 +116,26 @@ def agree_on_check(cell: str, rank: int, mine: list[str]) -> None:
                       lambda wrong: OutputCheckError(f"output check failed in cell {cell}: " + "; ".join(wrong[:4])))
 
 
-def _checker(ctx: Context, cell: dict[str, Any], layers: list[dict[str, bufs.ShardedBuffer]],
+def _checker(ctx: Context, cell: Cell, layers: list[dict[str, bufs.ShardedBuffer]],
              rs_scale: int | dict[str, int] = 1, rs_tolerance: float = 0.0
              ) -> Callable[[Callable[[], None]], None] | None:
     """Fill and poison the buffers of `cell`, run one sample, verify it on every rank, agree.
     `rs_scale`: the kernel's RS input scale (n under ReduceOp.AVG, so the expected sums hold)."""
     if not ctx.cfg.check:
         return None
-    dev, name = ctx.handles[cell["nccl_options"]], ctx.name(cell)
+    dev, name = ctx.handles[cell.nccl_options], cell.name
 
     def check(run_sample: Callable[[], None]) -> None:
         for layer in layers:
             for kind, buf in layer.items():
                 scale = rs_scale[kind] if isinstance(rs_scale, dict) else rs_scale
-                bufs.fill_for_check(buf, ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_scale=scale)
+                bufs.fill_for_check(buf, ctx.rank, bufs.pattern_base(kind, cell.source), rs_scale=scale)
         run_sample()
         dev.synchronize()
         agree_on_check(name, ctx.rank, [
             f"{'layer ' + str(i) + ' ' + kind + ': ' if len(layers) > 1 else ''}{p}"
             for i, layer in enumerate(layers) for kind, buf in layer.items()
-            for p in _problems(buf, cell["mode"], ctx.rank, bufs.pattern_base(kind, cell["source"]), rs_tolerance)])
+            for p in _problems(buf, cell.mode, ctx.rank, bufs.pattern_base(kind, cell.source), rs_tolerance)])
     return check
 
 
@@ -144,23 +146,23 @@ def _reference_iteration(mode: str, buf: bufs.ShardedBuffer, group: Any) -> Call
     return lambda pending: reduce_scatter(buf.grad_shard, buf.grad_full, group=group)
 
 
-def _reference_info(ctx: Context, cell: dict[str, Any], samples: PairedSamples | None) -> dict[str, Any]:
-    if cell["mode"] not in ("ag", "rs"):
+def _reference_info(ctx: Context, cell: Cell, samples: PairedSamples | None) -> dict[str, Any]:
+    if cell.mode not in ("ag", "rs"):
         return {}
     if not ctx.cfg.reference:
         return {"reference_omitted": "--no-reference"}
-    if cell.get("exec", "eager") != "eager":
+    if cell.exec != "eager":
         return {"reference_omitted": "CUDA graph cell: the reference is timed eagerly, in the eager cell"}
-    name = "reference:" + ctx.name(cell)
+    name = "reference:" + cell.name
     device_s, host_s = samples.estimate_s[name]
     return measures.reference_figures(samples.per_iter_s[name], samples.sample_s_min(name),
                                       device_s=device_s, host_s=host_s, on_device=ctx.dev.is_cuda)
 
 
-def _common(ctx: Context, cell: dict[str, Any], comparison: str) -> dict[str, Any]:
+def _common(ctx: Context, cell: Cell, comparison: str) -> dict[str, Any]:
     extra: dict[str, Any] = {"comparison": comparison, "checked": ctx.cfg.check}
-    source = ctx.sources[(cell["source"], cell["nccl_options"])]
-    kinds = ctx.cfg.buffers if cell["mode"] in STEP_MODES else (cell["buffer"],)
+    source = ctx.sources[(cell.source, cell.nccl_options)]
+    kinds = ctx.cfg.buffers if cell.mode in STEP_MODES else (cell.buffer,)
     shares = {kind: ag_shares_rs_comm(source, kind) for kind in kinds}
     extra["ag_shares_rs_comm"] = any(shares.values())  # some AG ran on its RS communicator
     if len(kinds) > 1:
@@ -175,44 +177,44 @@ def _merge_warnings(extra: dict[str, Any], warnings: list[str]) -> None:
         extra.setdefault("warnings", []).extend(warnings)
 
 
-def measure_collectives(ctx: Context, comparison: str, cells: list[dict[str, Any]],
+def measure_collectives(ctx: Context, comparison: str, cells: list[Cell],
                         held: ExitStack | None = None) -> list[Measured]:
     """ag, rs and ag_rs of one buffer and size, every source and options pair, interleaved.
     `held` keeps registered buffers (cell_levers) until the comparison ends."""
     cfg, first = ctx.cfg, cells[0]
-    kind = first["buffer"]
-    buf = bufs.make_buffer(kind, first["size_bytes"], bufs.DTYPES[cfg.dtype], ctx.group_ranks[kind],
+    kind = first.buffer
+    buf = bufs.make_buffer(kind, first.size_bytes, bufs.DTYPES[cfg.dtype], ctx.group_ranks[kind],
                            ctx.dev.device)
     parts, kernels, lever_info = [], {}, {}
     for cell in cells:
-        dev, source = ctx.handles[cell["nccl_options"]], ctx.sources[(cell["source"], cell["nccl_options"])]
+        dev, source = ctx.handles[cell.nccl_options], ctx.sources[(cell.source, cell.nccl_options)]
         ag_group, rs_group = source.group(kind, "ag"), source.group(kind, "rs")
-        (mine,), lever_info[ctx.name(cell)] = cell_levers.cell_buffers(
+        (mine,), lever_info[cell.name] = cell_levers.cell_buffers(
             cfg, cell, [{kind: buf}], {kind: (ag_group, rs_group)}, held or ExitStack(), ctx.dev.device)
-        kernel = make_kernel(cell.get("issue", "role_streams"), dev, cell["mode"], mine[kind], ag_group, rs_group)
-        kernels[ctx.name(cell)] = kernel
-        parts.append(Part(ctx.name(cell), dev, kernel, kernel.roles,
+        kernel = make_kernel(cell.issue, dev, cell.mode, mine[kind], ag_group, rs_group)
+        kernels[cell.name] = kernel
+        parts.append(Part(cell.name, dev, kernel, kernel.roles,
                           _checker(ctx, cell, [mine], rs_scale=kernel.rs_input_scale)))
-        if cfg.reference and cell["mode"] in ("ag", "rs") and cell.get("exec", "eager") == "eager":
-            group = ag_group if cell["mode"] == "ag" else rs_group
-            parts.append(Part("reference:" + ctx.name(cell), dev, _reference_iteration(cell["mode"], buf, group), ()))
-    sampler = Sampler(parts, plan_of(cfg, first.get("exec", "eager")))
+        if cfg.reference and cell.mode in ("ag", "rs") and cell.exec == "eager":
+            group = ag_group if cell.mode == "ag" else rs_group
+            parts.append(Part("reference:" + cell.name, dev, _reference_iteration(cell.mode, buf, group), ()))
+    sampler = Sampler(parts, plan_of(cfg, first.exec))
     samples = sampler.run()
     measured = []
     for cell in cells:
-        name = ctx.name(cell)
+        name = cell.name
         info = samples.sample_info(name)
         warnings = info.pop("warnings", [])
         extra = {**_common(ctx, cell, comparison), **kernels[name].describe(), **lever_info[name], **info,
                  **_reference_info(ctx, cell, samples),
                  "shard_bytes": buf.param_shard.numel() * buf.param_shard.element_size(),
                  "group_ranks": list(buf.group_ranks)}
-        if cell["mode"] == "ag_rs" and cfg.trace:
+        if cell.mode == "ag_rs" and cfg.trace:
             extra.update(tracing.overlap_info(sampler, name, name, cfg.out_dir, ctx.rank,
                                               levers=cell_levers.requested(cfg, cell)))
         _merge_warnings(extra, warnings)
-        params = dict(cell, world_size=ctx.world_size, group_size=len(buf.group_ranks))
-        measured.append(Measured(params, samples.per_iter_s[name], extra))
+        measured.append(Measured(cell=cell, group_size=len(buf.group_ranks), data=samples.per_iter_s[name],
+                                 extra=extra))
     return measured
 
 
@@ -225,13 +227,13 @@ def make_step_layers(cfg: RunConfig, size_bytes: int, group_ranks: dict[str, lis
              for kind in cfg.buffers} for _ in range(cfg.step_layers)]
 
 
-def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]],
+def measure_steps(ctx: Context, comparison: str, cells: list[Cell],
                   held: ExitStack | None = None) -> list[Measured]:
     """fsdp_step of one bucket size under every source: step, compute-only and comm-only of each,
     interleaved. Eager steps also time their GEMMs with events (compute slowdown)."""
     cfg, first = ctx.cfg, cells[0]
-    eager = first.get("exec", "eager") == "eager"
-    layers = make_step_layers(cfg, first["size_bytes"], ctx.group_ranks, ctx.dev.device)
+    eager = first.exec == "eager"
+    layers = make_step_layers(cfg, first.size_bytes, ctx.group_ranks, ctx.dev.device)
     m, n, k = cfg.gemm_mnk
     gemm = Gemm.make(m, n, k, bufs.DTYPES[cfg.dtype], ctx.dev.device)
     parts, kernels, lever_info = [], {}, {}
@@ -240,19 +242,19 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]],
     def keep_calls() -> int:
         return cfg.num_samples * max(1, built["sampler"].ops if built else 1)
     for cell in cells:
-        dev, source = ctx.handles[cell["nccl_options"]], ctx.sources[(cell["source"], cell["nccl_options"])]
+        dev, source = ctx.handles[cell.nccl_options], ctx.sources[(cell.source, cell.nccl_options)]
         groups = {kind: (source.group(kind, "ag"), source.group(kind, "rs")) for kind in cfg.buffers}
-        mine, lever_info[ctx.name(cell)] = cell_levers.cell_buffers(cfg, cell, layers, groups, held or ExitStack(),
+        mine, lever_info[cell.name] = cell_levers.cell_buffers(cfg, cell, layers, groups, held or ExitStack(),
                                                                     ctx.dev.device)
         for variant in VARIANTS:
             kernel = FsdpStepKernel(dev, mine, groups, gemm, variant=variant, time_compute=eager,
-                                    model=cfg.step_model, issue=cell.get("issue", "role_streams"),
+                                    model=cfg.step_model, issue=cell.issue,
                                     keep_calls=keep_calls, dp_size=len(cfg.layout.rank_lists("dp_cp")[0]))
-            kernels[(ctx.name(cell), variant)] = kernel
+            kernels[(cell.name, variant)] = kernel
             check = (_checker(ctx, cell, mine, rs_scale=kernel.rs_input_scale, rs_tolerance=kernel.rs_tolerance)
                      if variant == "step" else None)
-            parts.append(Part(f"{variant}:{ctx.name(cell)}", dev, kernel, kernel.roles, check))
-    built["sampler"] = Sampler(parts, plan_of(cfg, first.get("exec", "eager")))
+            parts.append(Part(f"{variant}:{cell.name}", dev, kernel, kernel.roles, check))
+    built["sampler"] = Sampler(parts, plan_of(cfg, first.exec))
     samples = built["sampler"].run()
     rounds, ops = cfg.num_samples, samples.ops_per_sample
     spans: dict[tuple[str, str], list[float]] = {}
@@ -260,15 +262,15 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]],
         mine = []
         for cell in cells:
             for variant in ("step", "compute_only"):
-                values = per_round_means(kernels[(ctx.name(cell), variant)].compute_s(rounds * ops), rounds)
-                spans[(ctx.name(cell), variant)] = values
+                values = per_round_means(kernels[(cell.name, variant)].compute_s(rounds * ops), rounds)
+                spans[(cell.name, variant)] = values
                 mine.extend(values)
         flat = max_over_ranks(mine, ctx.dev.device)
         for index, key in enumerate(spans):
             spans[key] = flat[index * rounds:(index + 1) * rounds]
     measured = []
     for cell in cells:
-        name = ctx.name(cell)
+        name = cell.name
         info = samples.sample_info(f"step:{name}")
         warnings = info.pop("warnings", [])
         variant_min = {v: samples.sample_s_min(f"{v}:{name}") for v in VARIANTS}
@@ -292,18 +294,18 @@ def measure_steps(ctx: Context, comparison: str, cells: list[dict[str, Any]],
             extra["compute_in_step_data"] = spans[(name, "step")]
             extra["compute_alone_data"] = spans[(name, "compute_only")]
         _merge_warnings(extra, warnings)
-        params = dict(cell, world_size=ctx.world_size, group_size=len(ctx.group_ranks[cfg.buffers[0]]))
-        measured.append(Measured(params, samples.per_iter_s[f"step:{name}"], extra))
+        measured.append(Measured(cell=cell, group_size=len(ctx.group_ranks[cfg.buffers[0]]),
+                                 data=samples.per_iter_s[f"step:{name}"], extra=extra))
     return measured
 
 
-def measure_comparison(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[Measured]:
+def measure_comparison(ctx: Context, comparison: str, cells: list[Cell]) -> list[Measured]:
     """Every cell of one comparison, sampled together; buffers live only while it runs."""
     try:
         with ExitStack() as held:  # registered buffers: deregistered before their pools go
-            if cells[0]["mode"] == "fsdp_step":
+            if cells[0].mode == "fsdp_step":
                 return measure_steps(ctx, comparison, cells, held)
-            if cells[0]["mode"] == "mfsdp_step":  # imported here: it needs the optional megatron-fsdp
+            if cells[0].mode == "mfsdp_step":  # imported here: it needs the optional megatron-fsdp
                 from agrs_bench.measure import megatron_fsdp_step
                 return megatron_fsdp_step.measure(ctx, comparison, cells)
             return measure_collectives(ctx, comparison, cells, held)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from agrs_bench.config.cell import Cell
 from agrs_bench.config.models import ModelShape
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.groups import ag_shares_rs_comm
@@ -158,11 +159,11 @@ def _wrap(module: torch.nn.Module, cfg: RunConfig, ctx: Context, source: Any, me
                              device=ctx.dev.device, **SETTINGS), ag
 
 
-def measure(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[Measured]:
+def measure(ctx: Context, comparison: str, cells: list[Cell]) -> list[Measured]:
     """Megatron-FSDP's step under every source of one shape, with the compute-only part."""
     cfg, first = ctx.cfg, cells[0]
     dtype, device = bufs.DTYPES[cfg.dtype], ctx.dev.device
-    shape = block_shape(cfg, first["size_bytes"], cfg.tokens)
+    shape = block_shape(cfg, first.size_bytes, cfg.tokens)
     kinds = [k for k in cfg.buffers if k == "dense" or shape.local_experts]
     meshes = {kind: _mesh(cfg.layout.rank_lists(RS_GROUP_KIND[kind]), device.type) for kind in kinds}
     reference = Stack(shape, cfg.step_layers, dtype, device)
@@ -174,11 +175,11 @@ def measure(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[
     reference.zero_grad(set_to_none=True)
     parts, ag_groups = [Part(f"compute_only:{comparison}", ctx.dev, compute, ())], {}
     for cell in cells:
-        source = ctx.sources[(cell["source"], cell["nccl_options"])]
+        source = ctx.sources[(cell.source, cell.nccl_options)]
         module = copy.deepcopy(reference)
         mark_experts(module)
-        model, ag_groups[ctx.name(cell)] = _wrap(module, cfg, ctx, source, meshes)
-        name = ctx.name(cell)
+        model, ag_groups[cell.name] = _wrap(module, cfg, ctx, source, meshes)
+        name = cell.name
 
         def check(run_sample, model=model, name=name) -> None:
             run_sample()
@@ -200,14 +201,14 @@ def measure(ctx: Context, comparison: str, cells: list[dict[str, Any]]) -> list[
         info_common["model"] = cfg.model.name
     measured = []
     for cell in cells:
-        name = ctx.name(cell)
+        name = cell.name
         info = samples.sample_info(f"step:{name}")
         warnings = info.pop("warnings", [])
         extra = {**_common(ctx, cell, comparison), **info, **info_common,
                  "megatron_fsdp_ag_groups": {k: g is not None for k, g in ag_groups[name].items()}}
         _merge_warnings(extra, warnings)
-        params = dict(cell, world_size=ctx.world_size, group_size=len(ctx.group_ranks[cfg.buffers[0]]))
-        measured.append(Measured(params, samples.per_iter_s[f"step:{name}"], extra))
+        measured.append(Measured(cell=cell, group_size=len(ctx.group_ranks[cfg.buffers[0]]),
+                                 data=samples.per_iter_s[f"step:{name}"], extra=extra))
     if dist.is_initialized():
         dist.barrier()
     return measured

@@ -54,7 +54,8 @@ def benchmarks_of(ctx: cellmod.Context, measured: list[cellmod.Measured]) -> lis
     cfg, dev = ctx.cfg, ctx.dev
     options = {"timer": "cuda_event" if dev.is_cuda else "perf_counter", "warmup": cfg.num_warmup,
                "min_rounds": cfg.num_samples, "disable_gc": False, "max_time": 0, "min_time": 0}
-    return [results.make_benchmark(m.params, m.data, m.extra["ops_per_sample"], m.extra, options)
+    return [results.cell_benchmark(m.cell, world_size=ctx.world_size, group_size=m.group_size, samples_s=m.data,
+                                   ops_per_sample=m.extra["ops_per_sample"], extra_info=m.extra, options=options)
             for m in measured]
 
 
@@ -66,7 +67,7 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
     fails raises CellFailed naming it."""
     rank = info.rank
     # Cells of a source the run does not time (megatron_core with mismatched groups) are left out.
-    todo = [c for c in cfg.cells() if (c["source"], c["nccl_options"]) in fixtures.sources]
+    todo = [c for c in cfg.cells() if (c.source, c.nccl_options) in fixtures.sources]
     comparisons = cellmod.group_comparisons(todo)
     budget_s = cfg.timeout_s + margin_s(cfg.timeout_s, cfg.backend)
     spans = groups_span_nodes(cfg, nodes)
@@ -75,16 +76,17 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
     index = 0
     for comparison, cells in comparisons:
         first, index = index + 1, index + len(cells)
-        keys = {schema.cell_key(c) for c in cells}
+        keys = {c.key for c in cells}
         if keys <= skip:
             continue
         finished[:] = [b for b in finished if schema.cell_key(b["params"]) not in keys]
-        names = [ctx.name(c) for c in cells]
+        names = [c.name for c in cells]
         where = f"comparison {comparison} (cells {first}-{index}/{len(todo)}: {', '.join(names)})"
         watchdog.arm(where, budget_s)
         try:
             with telemetry.GpuMonitor(uuid if ctx.dev.is_cuda else None) as monitor:
-                benches = benchmarks_of(ctx, cellmod.measure_comparison(ctx, comparison, cells))
+                measured = cellmod.measure_comparison(ctx, comparison, cells)
+                benches = benchmarks_of(ctx, measured)
             every_rank: list[Any] = [None] * info.world_size
             dist.all_gather_object(every_rank, monitor.summary())
         except cellmod.OutputCheckError:
@@ -94,8 +96,8 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
             raise CellFailed(f"{where} failed: {type(err).__name__}: {detail}") from err
         watchdog.disarm()
         record = telemetry.combine(every_rank)
-        for offset, bench in enumerate(benches):
-            kinds = cfg.buffers if bench["params"]["mode"] in STEP_MODES else (bench["params"]["buffer"],)
+        for offset, (done, bench) in enumerate(zip(measured, benches)):
+            kinds = cfg.buffers if done.cell.mode in STEP_MODES else (done.cell.buffer,)
             bench["extra_info"]["spans_nodes"] = any(spans[kind] for kind in kinds)
             bench["extra_info"]["telemetry"] = record
             if record.get("throttled"):

@@ -16,6 +16,7 @@ from typing import Any
 
 from agrs_bench import safe_files
 from agrs_bench.analysis import measures, stats, summary
+from agrs_bench.config.cell import Cell
 from agrs_bench.results import launches, schema
 from agrs_bench.vocab import STEP_MODES
 
@@ -52,6 +53,13 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
             reference_s=extra.get("reference_s"), link_gbps=extra.get("link_gbps_per_direction")))
     extra["ops_per_sample"] = ops_per_sample
     return schema.benchmark_entry(params, block, extra, options)
+
+
+def cell_benchmark(cell: Cell, *, world_size: int, group_size: int, samples_s: Iterable[float],
+                   ops_per_sample: int, extra_info: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """A measured cell as a benchmark: the one place a Cell becomes results.json params."""
+    params = dict(cell.params(), world_size=world_size, group_size=group_size)
+    return make_benchmark(params, samples_s, ops_per_sample, extra_info, options)
 
 
 def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:

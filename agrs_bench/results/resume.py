@@ -66,7 +66,7 @@ def finished_cells(cfg: RunConfig, warn: bool = True) -> list[dict[str, Any]]:
     difference = first_difference(stored_config(run_dir), cfg.record())
     if difference:
         raise ConfigError(f"--resume {run_dir!r}: configuration differs from the run's: {difference}")
-    wanted = {schema.cell_key(c) for c in cfg.cells()}
+    wanted = {c.key for c in cfg.cells()}
     try:
         cells = results.read_cells(run_dir, warn=(lambda line: print(
             f"agrs_bench.run: warning: {line}", file=sys.stderr, flush=True)) if warn else None)

@@ -197,7 +197,7 @@ def prepare_run_dir(cfg: RunConfig) -> RunDirLock | None:
     if cfg.resume:
         results.drop_partial_line(cfg.out_dir)
         return lock
-    cell_ids = [schema.cell_id(dict(c, world_size=cfg.layout.world_size)) for c in cfg.cells()]
+    cell_ids = [c.name for c in cfg.cells()]
     try:
         results.write_atomic(os.path.join(cfg.out_dir, results.CONFIG_FILE),
                              json.dumps(dict(cfg.record(), cells=cell_ids,
@@ -247,10 +247,8 @@ def write_results(cfg: RunConfig, finished: list[dict], context: dict[str, Any])
     """results.json (complete, or marked incomplete with the missing cells) and results.csv.
     `context`: started_utc, machine_info, notes, and the sources not timed on purpose."""
     done = {schema.cell_key(b["params"]) for b in finished}
-    world = cfg.layout.world_size
     untimed = context.get("untimed_sources", ())  # not timed on purpose (megatron_core mismatch)
-    missing = [schema.cell_id(dict(c, world_size=world)) for c in cfg.cells()
-               if schema.cell_key(c) not in done and c["source"] not in untimed]
+    missing = [c.name for c in cfg.cells() if c.key not in done and c.source not in untimed]
     doc = results.build_document(finished, machine_info=context["machine_info"],
                                  commit_info=machine.commit_info(), config=cfg.record(),
                                  missing_cells=missing, started_utc=context["started_utc"],

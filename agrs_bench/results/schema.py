@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agrs_bench import safe_files
+from agrs_bench.config.cell import OPTIONAL_PARAMS, key_of, name_of
 from agrs_bench.vocab import DEFAULT_ISSUE, size_label  # noqa: F401 (cell names use it; renderers import it here)
 
 SCHEMA_VERSION = 2
@@ -24,8 +25,6 @@ SCHEMA_VERSION = 2
 # the same rounds, with intervals. Both read; the gate never compares one with the other.
 READABLE_SCHEMA_VERSIONS = (1, 2)
 PARAM_KEYS = ("mode", "buffer", "source", "size_bytes", "dtype", "world_size", "group_size")
-# Optional params with their defaults: a cell without them is an eager cell on default options.
-OPTIONAL_PARAMS = {"exec": "eager", "nccl_options": "default", "issue": "role_streams"}
 STATS_KEYS = ("min", "max", "mean", "stddev", "rounds", "median", "iqr", "q1", "q3",
               "iqr_outliers", "stddev_outliers", "outliers", "ld15iqr", "hd15iqr", "ops",
               "total", "data", "iterations")
@@ -38,17 +37,13 @@ class SchemaError(ValueError):
 
 
 def cell_key(params: dict[str, Any]) -> tuple:
-    """What makes two cells the same measurement (for matching runs and resuming)."""
-    return (params["mode"], params["buffer"], params["source"], int(params["size_bytes"]), params["dtype"],
-            *(params.get(k, default) for k, default in OPTIONAL_PARAMS.items()))
+    """What makes two cells the same measurement (for matching runs and resuming); Cell.key."""
+    return key_of(params)
 
 
 def cell_id(params: dict[str, Any]) -> str:
-    name = f"{params['mode']}-{params['buffer']}-{params['source']}-{size_label(int(params['size_bytes']))}"
-    for key, default in OPTIONAL_PARAMS.items():
-        if params.get(key, default) != default:
-            name += f"-{params[key]}"
-    return name
+    """A cell's name from its params as a file stores them; Cell.name."""
+    return name_of(params)
 
 
 def benchmark_entry(params: dict[str, Any], stats: dict[str, Any], extra_info: dict[str, Any],
