@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", help="a run directory holding results.json")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run_dir):
-        raise ConfigError(f"run directory {args.run_dir!r} does not exist")
+        raise ConfigError(f"run directory {args.run_dir!r} " + (
+            "is not a directory" if os.path.exists(args.run_dir) else "does not exist"))
     from agrs_bench.results import files as run_files
     if run_files.unfinished(args.run_dir):
         raise ConfigError(run_files.unfinished(args.run_dir))
