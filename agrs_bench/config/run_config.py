@@ -203,7 +203,8 @@ class RunConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{flag} must be >= 1, got {getattr(self, name)}")
         if self.num_warmup < 0 or self.ops_per_sample < 0:
-            raise ConfigError(f"--warmup and --ops-per-sample must be >= 0, got {self.num_warmup}, {self.ops_per_sample}")
+            raise ConfigError("--warmup and --ops-per-sample must be >= 0, "
+                              f"got {self.num_warmup}, {self.ops_per_sample}")
         if not (math.isfinite(self.target_sample_ms) and self.target_sample_ms > 0):
             raise ConfigError(f"target sample time must be a finite number > 0 ms, got {self.target_sample_ms}")
         if not (math.isfinite(self.timeout_s) and 0 < self.timeout_s <= 86400):
