@@ -120,3 +120,18 @@ def test_a_file_without_paired_rounds_shows_points_and_judges_nothing():
         bench["extra_info"]["speedup_vs_single_comm"] = 1.5
     text = "\n".join(answer.answer(doc))
     assert "Nothing is judged" in text and "1MiB 1.50× (point only)" in text
+
+
+def test_the_answer_shows_the_cells_own_speedup_and_interval_and_keeps_the_family_wise_verdict():
+    """One figure per cell: the answer prints speedup_vs_single_comm and its per-cell interval
+    (what the cells table shows), even where that interval excludes 1 and Holm says no difference."""
+    rng = np.random.default_rng(7)
+    doc = _doc(_cells(rng, ("pg_collection",), buffers=("dense",), sizes=(1 << 20,), rounds=6, speedup=1.02))
+    cell = next(b for b in doc["benchmarks"] if b["params"]["source"] == "pg_collection")
+    cell["extra_info"].update(speedup_vs_single_comm=1.77, speedup_vs_single_comm_ci=[1.05, 3.46])
+    (row,) = answer.rows_of(doc)
+    assert row.kind == "none" and row.p_holm > answer.FAMILY_ALPHA
+    text = "\n".join(answer.answer(doc))
+    line = next(line for line in text.splitlines() if line.startswith("| dense | pg_collection"))
+    assert "1MiB 1.77× [1.05, 3.46], p " in line.split(" | ")[3]
+    assert "per-cell 95%" in text and "not corrected for the number of cells" in text

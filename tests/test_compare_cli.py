@@ -225,3 +225,12 @@ def test_threshold_sentence_says_only_what_the_search_supports(quiet, says):
     c = markdown.Comparison(verdict="unchanged", cells=[object()], threshold=0.05, base=[], head=[],
                             base_origins=[], head_origins=[], quiet_threshold=quiet)
     assert says in markdown.quiet_sentence(c)
+
+
+def test_a_gloo_side_says_at_the_top_that_cpu_timings_mean_nothing(tmp_path):
+    _compare(tmp_path, synthetic.side(3, 0, backend="gloo"), synthetic.side(3, 100, backend="gloo"),
+             "--allow-mismatch")
+    head = (tmp_path / "cmp" / "comparison.md").read_text().splitlines()[:4]
+    assert any("CPU/gloo: timings are not meaningful" in line and "base and head" in line for line in head)
+    _compare(tmp_path / "gpu", synthetic.side(3, 0), synthetic.side(3, 100))
+    assert "CPU/gloo" not in (tmp_path / "gpu" / "cmp" / "comparison.md").read_text()

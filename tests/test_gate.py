@@ -181,3 +181,12 @@ def test_unmatched_cells_are_listed_not_judged():
     assert only_base and all(n.startswith("ag-") for n in only_base)
     assert only_head and all(n.startswith("ag_rs-") for n in only_head)
     assert {c.params["mode"] for c in gate.compare(base, head)} == {"rs"}
+
+
+def test_a_noisy_cell_wholly_past_the_band_names_the_test_that_held_it_back():
+    """[1.289, 2.231] lies above +5%: it resolves the threshold; the reason is the adjusted p."""
+    verdict, reason = gate.judge(1.7, 1.289, 2.231, 0.05, p_slower=0.11)
+    assert verdict == "noisy"
+    assert "0.11" in reason and "wholly above +5%" in reason and "cannot resolve" not in reason
+    verdict, reason = gate.judge(1.0, 0.9, 1.2, 0.05)
+    assert verdict == "noisy" and "cannot resolve a change of 5%" in reason

@@ -158,11 +158,13 @@ def test_trace_overlap_column_appears_when_traced():
 
 def test_first_screen_says_complete_device_and_megatron_versions():
     doc = _doc(missing=("ag-dense-single_comm-1GiB",))
-    doc["agrs_bench"].update(resumed_cells=7, megatron_core={"version": "0.16.1", "api": "global"})
+    doc["agrs_bench"].update(resumed_cells=7, megatron_core={"version": "0.16.1", "api": "global_state"})
     first = report.render(doc).split("\n## ")[0]
     assert "INCOMPLETE: 1 cell(s) missing" in first and "resumed: 7 cell(s)" in first
     assert "GPU: NVIDIA H100 80GB HBM3 x4" in first
-    assert "megatron-core: 0.16.1 (global); megatron-fsdp: not used" in first
+    # The API megatron-core was called through, never the bare name of a source ("(global_state)").
+    assert ("megatron-core: 0.16.1 (API: initialize_model_parallel(create_all_gather_group=True)); "
+            "megatron-fsdp: not used") in first
     cpu = report.render(_doc(backend="gloo")).split("\n## ")[0]
     assert "- run: **complete**" in cpu and "CPU, 4 gloo rank(s)" in cpu
 

@@ -121,3 +121,46 @@ def test_value_axis_stays_linear_unless_the_range_needs_log():
                       log_allowed=True, scale=1.0)
     assert narrow.get_yscale() == "linear" and wide.get_yscale() == "log"
     plt.close(fig)
+
+
+def _spy_on_save(monkeypatch):
+    """{file name: (title, the figure's axes)} of every plot written, read before it is closed."""
+    seen = {}
+    real = plots._save
+
+    def spy(fig, title, doc, path, **kwargs):
+        seen[os.path.basename(path)] = (title, [(ax.get_xscale(), ax.get_xlim(), [line.get_label()
+                                                 for line in ax.get_lines()]) for ax in fig.axes])
+        return real(fig, title, doc, path, **kwargs)
+    monkeypatch.setattr(plots, "_save", spy)
+    return seen
+
+
+def test_speedup_plot_leaves_out_cells_identical_by_construction(tmp_path, monkeypatch):
+    seen = _spy_on_save(monkeypatch)
+    plots.report_plots(synthetic.launch(buffers=("dense", "expert")), str(tmp_path))  # ep = 1
+    title, axes = seen["speedup.png"]
+    labels = {label for _, _, lines in axes for label in lines}
+    assert "pg_collection dense" in labels
+    assert not labels & {"pg_collection expert", "single_comm dense", "single_comm expert"}, labels
+    assert "identical by construction" in title and "pg_collection expert" in title
+
+
+def test_ratio_plot_goes_log_and_cuts_an_interval_reaching_a_million(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    seen = _spy_on_save(monkeypatch)
+    cells = [SimpleNamespace(name="a", verdict="noisy", ratio=1.03, ci_low=6e-7, ci_high=1.67e6),
+             SimpleNamespace(name="b", verdict="unchanged", ratio=1.0, ci_low=0.98, ci_high=1.02)]
+    plots._ratio_figure(cells, synthetic.launch(), 0.05, str(tmp_path / "ratio.png"), "base x vs head y")
+    title, ((scale, (low, high), _),) = seen["ratio.png"]
+    assert scale == "log" and 1 / plots.RATIO_CUT <= low and high <= plots.RATIO_CUT
+    assert "axis cut" in title
+
+
+def test_one_size_gets_a_real_x_range():
+    plt = plots._pyplot()
+    fig, ax = plt.subplots()
+    plots._size_axis(ax, [16 << 10])
+    low, high = ax.get_xlim()
+    assert low < 16 << 10 < high and high / low > 2
+    plt.close(fig)

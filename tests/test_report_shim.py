@@ -27,3 +27,14 @@ def test_old_spelling_keeps_the_one_line_error(tmp_path, capsys):
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "does not exist" in err[1], err
+
+
+def test_a_path_that_is_not_a_directory_is_named_as_such(tmp_path, capsys):
+    """`agrs-bench report FILE`: the file exists; the message must not say it does not."""
+    from agrs_bench.render import report as render_report
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(SystemExit) as exited:
+        render_report.main([str(tmp_path / "results.json")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a directory" in err and "does not exist" not in err, err

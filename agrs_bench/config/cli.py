@@ -76,7 +76,7 @@ def require_megatron_fsdp() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="agrs_bench.run", description="Measure AG/RS overlap per group source.",
+    parser = ArgumentParser(prog="agrs-bench run", description="Measure AG/RS overlap per group source.",
                             epilog=EXIT_STATUSES)
     add_layout_flags(parser, world_size_required=False)
     parser.add_argument("--sizes", help="full-buffer sizes: 1MiB,64MiB or 1MiB:1GiB:x4 "

@@ -200,11 +200,12 @@ class RunConfig:
             for item in chosen:
                 if item not in allowed:
                     raise ConfigError(f"unknown {what} {item!r} (choose from {', '.join(allowed)})")
-        for name in ("num_samples", "step_layers"):
+        for name, flag in (("num_samples", "--iters"), ("step_layers", "--layers")):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{flag} must be >= 1, got {getattr(self, name)}")
         if self.num_warmup < 0 or self.ops_per_sample < 0:
-            raise ConfigError(f"warmup and ops-per-sample must be >= 0, got {self.num_warmup}, {self.ops_per_sample}")
+            raise ConfigError("--warmup and --ops-per-sample must be >= 0, "
+                              f"got {self.num_warmup}, {self.ops_per_sample}")
         if not (math.isfinite(self.target_sample_ms) and self.target_sample_ms > 0):
             raise ConfigError(f"target sample time must be a finite number > 0 ms, got {self.target_sample_ms}")
         if not (math.isfinite(self.timeout_s) and 0 < self.timeout_s <= 86400):

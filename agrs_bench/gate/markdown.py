@@ -86,6 +86,16 @@ def _side(name: str, docs: Sequence[dict[str, Any]], origins: Sequence[str]) -> 
             f"x{info.get('world_size')} ({info.get('backend')}, NCCL {info.get('nccl_version') or '-'}); {shown}")
 
 
+def _cpu_line(c: Comparison) -> list[str]:
+    """Timings of gloo on CPU say nothing about GPUs; the reader must see it before any verdict."""
+    sides = [name for name, docs in (("base", c.base), ("head", c.head))
+             if any(d["machine_info"].get("backend") == "gloo" for d in docs)]
+    if not sides:
+        return []
+    return [f"**CPU/gloo: timings are not meaningful** ({' and '.join(sides)} ran gloo on CPU): the verdicts "
+            "below say nothing about GPUs.", ""]
+
+
 def _notes(c: Comparison) -> list[str]:
     notes = [f"cannot normally be compared, allowed by --allow-mismatch: {m}" for m in c.mismatches]
     for name, docs, origins in (("base", c.base, c.base_origins), ("head", c.head, c.head_origins)):
@@ -158,7 +168,7 @@ def quiet_sentence(c: Comparison) -> str:
 
 def render(c: Comparison) -> str:
     """Summary first (verdict, counts, the changed cells), everything else folded below."""
-    lines = [f"## agrs_bench gate: {HEADLINE[c.verdict]}", "", f"**{count_line(c)}**", "",
+    lines = [f"## agrs_bench gate: {HEADLINE[c.verdict]}", "", *_cpu_line(c), f"**{count_line(c)}**", "",
              _side("base", c.base, c.base_origins), _side("head", c.head, c.head_origins),
              f"- per cell: head/base of the geometric means of launch medians (seconds per iteration; a launch "
              f"is the independent unit; base ms and head ms are those means), {CONFIDENCE:.0%} t interval from "

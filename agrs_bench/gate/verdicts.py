@@ -95,6 +95,13 @@ def _too_wide(r: float, lo: float, hi: float, t: float, p_slower: float, p_faste
     if math.isnan(lo):
         return "one launch per side: launch-to-launch noise unknown, nothing can be decided"
     if hi / lo > (1 + t) / (1 - t):
+        low, high = _band(t)
+        if lo > high or hi < low:
+            # The interval does resolve the threshold; what holds the cell back is the test or the width.
+            side, p = (f"above +{t:.0%}", p_slower) if lo > high else (f"below -{t:.0%}", p_faster)
+            why = ("the family-wise test does not decide" if p > FAMILY_ALPHA
+                   else f"it is wider than the ±{t:.0%} band, so the gate does not trust it")
+            return f"interval [{lo:.3f}, {hi:.3f}] lies wholly {side}, but {why} (Holm-adjusted p {p:.2g})"
         return (f"interval [{lo:.3f}, {hi:.3f}] is wider than the ±{t:.0%} band: "
                 f"this cell cannot resolve a change of {t:.0%}")
     return None

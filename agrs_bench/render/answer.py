@@ -6,7 +6,10 @@ and megatron_core at ep = 1) is the same measurement as single_comm, so it is sh
 by construction, never as faster or slower. The other cells are judged together: per cell a
 paired sign test over the rounds that sampled it beside single_comm (distribution-free, exact),
 Holm-corrected over every judged row and size, so the chance that the table calls anything
-"pays off" or "slower" while nothing differs is at most FAMILY_ALPHA.
+"pays off" or "slower" while nothing differs is at most FAMILY_ALPHA. The speedup and interval
+shown are the cell's own (speedup_vs_single_comm and its per-cell, uncorrected 95% interval), the
+same figure as the cells table, so a reader sees one number per cell; only the verdict is the
+family-wise test's.
 """
 
 from __future__ import annotations
@@ -62,10 +65,8 @@ class Row:
     flagged: bool
     kind: str
     """pays, none, slower, identical or open (not judged: no paired rounds in the file)."""
-    speedup: stats.OrderInterval | None = None
-    """Median per-round speedup single_comm / source with its order-statistic interval."""
-    point: float | None = None
-    """Median per-round speedup (also where no 95% interval exists)."""
+    speedup: figures.Figure | None = None
+    """The cell's speedup_vs_single_comm (ratio of medians) with its per-cell 95% interval."""
     p_holm: float | None = None
 
 
@@ -93,33 +94,34 @@ def rows_of(doc: dict[str, Any]) -> list[Row]:
         if shares_rs_comm(bench, doc):
             rows.append(Row(kind="identical", **common))
         elif not _paired(bench, single, doc):
-            rows.append(Row(kind="open", point=figures.figure(bench, "speedup_vs_single_comm").value, **common))
+            rows.append(Row(kind="open", speedup=figures.figure(bench, "speedup_vs_single_comm"), **common))
         else:
-            pending.append((common, single["stats"]["data"], bench["stats"]["data"]))
-    adjusted = stats.holm([stats.sign_test(s, c) for _, s, c in pending])
-    for (common, single_s, cell_s), p_holm in zip(pending, adjusted):
-        ratios = [a / b for a, b in zip(single_s, cell_s) if b > 0]
-        point = statistics.median(ratios)
+            pending.append((common, bench, single["stats"]["data"], bench["stats"]["data"]))
+    adjusted = stats.holm([stats.sign_test(s, c) for _, _, s, c in pending])
+    for (common, bench, single_s, cell_s), p_holm in zip(pending, adjusted):
+        # The direction is the sign test's: more rounds faster than single_comm than slower.
+        per_round = statistics.median([a / b for a, b in zip(single_s, cell_s) if b > 0])
         kind = "none"
-        if p_holm <= FAMILY_ALPHA and point != 1:
-            kind = "pays" if point > 1 else "slower"
-        rows.append(Row(kind=kind, speedup=stats.median_interval(ratios, CONFIDENCE), point=point,
-                        p_holm=p_holm, **common))
+        if p_holm <= FAMILY_ALPHA and per_round != 1:
+            kind = "pays" if per_round > 1 else "slower"
+        rows.append(Row(kind=kind, speedup=figures.figure(bench, "speedup_vs_single_comm"), p_holm=p_holm,
+                        **common))
     return rows
 
 
 def _text(row: Row) -> str:
     size = schema.size_label(row.size_bytes)
     mark = " ⚠" if row.flagged else ""
-    if row.kind == "open" and row.point is not None:
-        return f"{size} {figures.sig(row.point)}× (point only){mark}"
+    if row.kind == "open" and row.speedup is not None and row.speedup.value is not None:
+        return f"{size} {figures.sig(row.speedup.value)}× (point only){mark}"
     if row.kind in ("identical", "open"):
         return size + mark
-    interval = (f" [{figures.sig(row.speedup.low)}, {figures.sig(row.speedup.high)}]" if row.speedup
-                else f" [{figures.NO_INTERVAL_AT_95}]")
-    if row.kind == "none":
-        return f"{size} {figures.sig(row.point)}×{interval}{mark}"
-    return f"{size} {figures.sig(row.point)}×{interval}, p {row.p_holm:.2g}{mark}"
+    shown = size
+    if row.speedup is not None and row.speedup.value is not None:
+        shown += f" {figures.sig(row.speedup.value)}× " + (
+            f"[{figures.sig(row.speedup.interval[0])}, {figures.sig(row.speedup.interval[1])}]"
+            if row.speedup.interval else f"[{row.speedup.missing or '–'}]")
+    return f"{shown}, p {row.p_holm:.2g}{mark}"
 
 
 def answer(doc: dict[str, Any]) -> list[str]:
@@ -131,11 +133,13 @@ def answer(doc: dict[str, Any]) -> list[str]:
                         "nothing to answer.", ""]
     judged = sum(1 for r in rows if r.kind in ("pays", "none", "slower"))
     lines += ["Speedup of `ag_rs` (AG and RS issued together) over `single_comm` (both on one communicator), "
-              "eager, default NCCL options: the median over rounds of t(single_comm) / t(source), both timed "
-              "in the same round, with its distribution-free 95% interval (order statistics).",
-              (f"Decisions control the **family-wise error at {FAMILY_ALPHA:.0%} over all {judged} judged rows "
-               "and sizes** (paired sign test per cell, Holm-adjusted p shown): *pays off* / *slower* only "
-               "where the adjusted p is at most 5%." if judged else
+              "eager, default NCCL options: the cells table's `speedup vs single_comm`, median t(single_comm) "
+              "/ median t(source) over the same rounds, with its **per-cell 95% interval (paired bootstrap, "
+              "not corrected for the number of cells)**.",
+              (f"The verdicts control the **family-wise error at {FAMILY_ALPHA:.0%} over all {judged} judged "
+               "rows and sizes** (paired sign test per cell over its rounds, Holm-adjusted p shown): *pays off* "
+               "/ *slower* only where the adjusted p is at most 5%, so a cell whose own interval excludes 1 "
+               "can still read *no difference measured*." if judged else
                "**Nothing is judged**: no cell of this file was sampled in the same rounds as its single_comm "
                "cell (files before schema 2), so only the file's point speedups are shown."), ""]
     if figures.is_cpu(doc):
@@ -143,7 +147,7 @@ def answer(doc: dict[str, Any]) -> list[str]:
     by_pair: dict[tuple[str, str], dict[str, list[str]]] = {}
     for row in sorted(rows, key=lambda r: (r.buffer, r.source, r.size_bytes)):
         by_pair.setdefault((row.buffer, row.source), {k: [] for k in COLUMNS})[row.kind].append(_text(row))
-    lines += ["| buffer | source | pays off at (speedup ×, 95% interval, Holm p) | no difference measured at "
+    lines += ["| buffer | source | pays off at (speedup × [per-cell 95%], Holm p) | no difference measured at "
               f"| slower at | {IDENTICAL} | not judged (rounds not paired in the file) |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for (buffer, source), found in by_pair.items():

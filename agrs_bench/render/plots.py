@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agrs_bench.render import figures
+from agrs_bench.render import answer, figures
 from agrs_bench.results import schema
 from agrs_bench.results.files import write_atomic
 
@@ -76,6 +76,8 @@ def _series(benchmarks: Sequence[dict[str, Any]], mode: str, read: Callable[[dic
 def _size_axis(ax, sizes: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
     ticks = sorted(set(sizes))
+    if ticks:  # explicit limits: one size alone otherwise gets a degenerate range (detached spines)
+        ax.set_xlim(ticks[0] / 1.5, ticks[-1] * 1.5)
     ax.set_xticks(ticks, [schema.size_label(s) for s in ticks], rotation=45, fontsize=7)
     ax.minorticks_off()
     ax.set_xlabel("full-buffer size")
@@ -155,20 +157,27 @@ def outside_legend(ax, handles, labels) -> None:
 
 LOG_Y_ABOVE = 30.0
 """A y range wider than this factor gets a log axis; narrower ones stay linear."""
+RATIO_CUT = 10.0
+"""The ratio plot's log axis stops at 1/RATIO_CUT..RATIO_CUT; intervals beyond end in an arrowhead."""
 OVERLAP_LIMITS = (-0.5, 1.5)
 """The overlap axis: 0 serial, 1 shorter op hidden; wider intervals are clipped and say so."""
+
+
+def _log_axis(ax, which: str) -> None:
+    """A log `which` ("x" or "y") axis with plain numbers at 1-2-5 steps, no "3×10⁰" ticks."""
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _value_axis(ax, series, *, log_allowed: bool, scale: float) -> None:
     values = [v * scale for points in series.values() for _, v, *_ in points if v > 0]
     if log_allowed and values and max(values) / min(values) > LOG_Y_ABOVE:
-        from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
-
-        ax.set_yscale("log")
-        # Plain numbers at 1-2-5 steps, no "3×10⁰" ticks.
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        _log_axis(ax, "y")
 
 
 def _overlap_axis(ax, series) -> bool:
@@ -186,7 +195,12 @@ def _overlap_axis(ax, series) -> bool:
 def _line_figure(doc, modes, key, ylabel, title, path, *, log_y: bool = False, scale: float = 1.0,
                  reference: float | None = None) -> str | None:
     plt = _pyplot()
-    panels = [(mode, _series(doc["benchmarks"], mode, lambda b: figures.figure(b, key))) for mode in modes]
+    benchmarks = doc["benchmarks"]
+    shared = []
+    if key == "speedup_vs_single_comm":  # the report calls these identical by construction: no speedup to draw
+        shared = [b for b in benchmarks if b["params"]["mode"] in modes and answer.shares_rs_comm(b, doc)]
+        benchmarks = [b for b in benchmarks if not any(b is x for x in shared)]
+    panels = [(mode, _series(benchmarks, mode, lambda b: figures.figure(b, key))) for mode in modes]
     panels = [(mode, series) for mode, series in panels if series]
     if not panels:
         return None
@@ -206,6 +220,9 @@ def _line_figure(doc, modes, key, ylabel, title, path, *, log_y: bool = False, s
     _legend(axes[0][-1], any_band, any_flag, others=axes[0][:-1])
     title += "" if any_band else " (no intervals in this file)"
     title += f" (axis cut at {OVERLAP_LIMITS[0]}..{OVERLAP_LIMITS[1]})" if clipped else ""
+    if shared:
+        title += "\nleft out, identical by construction (AG on its RS communicator): " + ", ".join(
+            sorted({f"{b['params']['source']} {b['params']['buffer']}" for b in shared}))
     return _save(fig, title, doc, path)
 
 
@@ -343,11 +360,25 @@ def _ratio_figure(cells, head_doc, threshold: float, path: str, commits: str) ->
         ax.axvline(x, color="black", linestyle=style, linewidth=0.8)
     ax.set_yticks(range(len(cells)), [c.name for c in cells], fontsize=6)
     ax.invert_yaxis()
-    ax.set_xlabel("head / base, 95% interval (right = slower)")
+    ends = [x for c in cells for x in (c.ratio, c.ci_low, c.ci_high) if x > 0]  # nan compares False
+    wide = max(ends) / min(ends) > LOG_Y_ABOVE
+    cut = False
+    if wide:  # a ratio is multiplicative: one interval reaching 1e6 must not squash the others to 0
+        _log_axis(ax, "x")
+        low, high = max(min(ends) / 1.2, 1 / RATIO_CUT), min(max(ends) * 1.2, RATIO_CUT)
+        ax.set_xlim(low, high)
+        for y, c in enumerate(cells):  # an interval past the cut ends in an arrowhead at the edge
+            for end, edge, marker in ((c.ci_low, low, "<"), (c.ci_high, high, ">")):
+                if (end < edge) if marker == "<" else (end > edge):
+                    cut = True
+                    ax.plot([edge], [y], marker=marker, markersize=6, color=VERDICT_COLORS[c.verdict], clip_on=False)
+    ax.set_xlabel("head / base, 95% interval (right = slower" + (", log axis)" if wide else ")"))
     present = [v for v in VERDICT_COLORS if any(c.verdict == v for c in cells)]
     handles = [Line2D([], [], color=VERDICT_COLORS[v], marker="o", linestyle="-") for v in present]
     handles += [Line2D([], [], color="black", linestyle="-", linewidth=0.8),
                 Line2D([], [], color="black", linestyle="--", linewidth=0.8)]
     ax.legend(handles, present + ["no change", f"±{threshold:.0%} threshold"], fontsize=7, loc="upper left",
               bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, f"Ratio per cell, threshold ±{threshold:.0%}", head_doc, path, commits=commits)
+    title = f"Ratio per cell, threshold ±{threshold:.0%}"
+    title += f" (axis cut at {1 / RATIO_CUT:g}..{RATIO_CUT:g}: < > mark intervals beyond)" if cut else ""
+    return _save(fig, title, head_doc, path, commits=commits)

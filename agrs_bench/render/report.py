@@ -146,8 +146,11 @@ DEFINITIONS = [
     "- **trace overlap** (runs with `--trace`): from the profiler's kernel timeline, the share of the "
     "shorter collective's kernel time that ran while the other's kernels ran; an independent check of "
     "overlap eff.",
-    "- **speedup vs single_comm**: t_ag_rs(single_comm) / t_ag_rs(this source); above 1 = faster; "
-    "interval holding 1: no difference measured.",
+    "- **speedup vs single_comm**: median t_ag_rs(single_comm) / median t_ag_rs(this source); above 1 = "
+    "faster; its 95% interval is per cell (paired bootstrap over rounds), not corrected for the number "
+    "of cells: an interval holding 1 reads no difference measured, but whether a source pays off is the "
+    "answer's verdict above (paired sign test, Holm over every judged cell: family-wise 5%), which can "
+    "read no difference measured where one cell's interval excludes 1.",
     "- **time / link floor**: median ag_rs time over the time both ops' bytes need at the link's "
     "per-direction rate: 1 = at the wire's limit, larger = room left.",
     "- **ops/sample**: iterations timed back to back in one sample (`stats.iterations`).",
@@ -345,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", help="a run directory holding results.json")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run_dir):
-        raise ConfigError(f"run directory {args.run_dir!r} does not exist")
+        raise ConfigError(f"run directory {args.run_dir!r} " + (
+            "is not a directory" if os.path.exists(args.run_dir) else "does not exist"))
     from agrs_bench.results import files as run_files
     if run_files.unfinished(args.run_dir):
         raise ConfigError(run_files.unfinished(args.run_dir))

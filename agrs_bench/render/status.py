@@ -29,9 +29,15 @@ def _device(doc: dict[str, Any]) -> str:
     return f"GPU: {info.get('gpu_name') or '?'} x{info.get('world_size')} ({info.get('backend')})"
 
 
+# How megatron-core was asked for its AG groups (groups.megatron_core records the API's short name).
+API_CALLS = {"global_state": "initialize_model_parallel(create_all_gather_group=True)",
+             "create_all_gather_groups": "create_all_gather_groups()"}
+
+
 def _library(found: Any) -> str:
     if isinstance(found, dict) and found.get("version"):
-        return str(found["version"]) + (f" ({found['api']})" if found.get("api") else "")
+        api = found.get("api")
+        return str(found["version"]) + (f" (API: {API_CALLS.get(api, api)})" if api else "")
     return "not used"
 
 
