@@ -70,7 +70,7 @@ class BenchEnv:
         key = (mode, buffer, source, size_bytes)
         if key not in self.cells:
             cfg = dataclasses.replace(self.ctx.cfg, sizes_bytes=(size_bytes,))
-            wanted = [c for c in cfg.cells() if c["buffer"] == buffer]
+            wanted = [c for c in cfg.cells() if c.buffer == buffer]
             for comparison, group in cellmod.group_comparisons(wanted):
                 benches = runner.benchmarks_of(self.ctx, cellmod.measure_comparison(self.ctx, comparison, group))
                 results.derive(benches)  # overlap efficiency and speedup, paired, as in results.json

@@ -30,8 +30,10 @@ def test_interrupt_while_starting(command, delay_s, tmp_path):
     done = launch.finish(proc, 120, started)
     lines = done.stderr.strip().splitlines()
     assert "Traceback" not in done.stderr and done.leftover_pids == [], done.stderr
-    if "compare" in command and done.returncode == 2:  # it had ended before the signal came
-        assert lines == ["agrs_bench.compare: error: a: no such file"], lines
+    if "compare" in command and lines == ["agrs_bench.compare: error: a: no such file"]:
+        # it had ended, or was on its way out, before the signal came (on an idle machine
+        # compare starts well within the longest delay): its own one line, then 2 or SIGINT's 130
+        assert done.returncode in (2, 130, -signal.SIGINT), done.returncode
         return
     assert done.returncode in (130, -signal.SIGINT), done.stderr
     assert len(lines) <= 1, lines  # a late signal stops a started run: its own one line
