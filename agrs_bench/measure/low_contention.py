@@ -18,23 +18,14 @@ from typing import Any
 
 import torch
 
-from agrs_bench.measure.buffers import ShardedBuffer
 from agrs_bench.measure.device import Issued
-from agrs_bench.vocab import MODE_ROLES
+from agrs_bench.measure.kernels import CollectiveKernel
 
 
 @dataclass
-class LowContentionKernel:
-    """One `ag`, `rs` or `ag_rs` iteration through torch's low-contention collectives."""
-
-    dev: Any
-    mode: str
-    buf: ShardedBuffer
-    ag_group: Any
-    rs_group: Any
-
-    rs_input_scale = 1
-    """RS inputs as the check fills them: SUM of the plain pattern."""
+class LowContentionKernel(CollectiveKernel):
+    """One `ag`, `rs` or `ag_rs` iteration through torch's low-contention collectives: the
+    fields, roles and RS input scale of a role-streams kernel, issued another way."""
 
     def __post_init__(self) -> None:
         import torch.distributed._symmetric_memory as symm_mem
@@ -43,10 +34,6 @@ class LowContentionKernel:
         for group in {id(g): g for g in (self.ag_group, self.rs_group)}.values():
             if enable is not None:
                 enable(group.group_name)
-
-    @property
-    def roles(self) -> tuple[str, ...]:
-        return MODE_ROLES[self.mode]
 
     def describe(self) -> dict[str, Any]:
         return {"issue": "low_contention", "rs_reduce_op": "sum",
