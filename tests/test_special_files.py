@@ -32,12 +32,15 @@ def no_hang():
 
 
 def _special(tmp_path, kind):
-    """A path of the given kind: fifo, zero (/dev/zero through a link), dir, big (over 256 MiB, sparse)."""
+    """A path of the given kind: fifo, zero or devnull (the device through a link), dir, dangling
+    (a link to nowhere), big (over 256 MiB, sparse)."""
     path = tmp_path / f"special-{kind}"
     if kind == "fifo":
         os.mkfifo(path)
-    elif kind == "zero":
-        os.symlink("/dev/zero", path)
+    elif kind in ("zero", "devnull"):
+        os.symlink({"zero": "/dev/zero", "devnull": "/dev/null"}[kind], path)
+    elif kind == "dangling":
+        os.symlink(tmp_path / "nowhere" / "x.json", path)
     elif kind == "dir":
         path.mkdir()
     elif kind == "big":
@@ -140,15 +143,7 @@ def test_export_follows_a_link_to_its_target(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["fifo", "devnull", "dir", "dangling"])
 def test_export_never_replaces_a_special_file(kind, tmp_path, capsys, monkeypatch):
-    path = tmp_path / "export.json"
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "devnull":
-        os.symlink("/dev/null", path)
-    elif kind == "dir":
-        path.mkdir()
-    else:
-        os.symlink(tmp_path / "nowhere" / "x.json", path)
+    path = _special(tmp_path, kind)
     argv = _pair(tmp_path)
     before = _tree(tmp_path)
     line = _exit_2(["compare", *argv, "--export-github-benchmark", str(path)], capsys, monkeypatch, tmp_path)
