@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from agrs_bench.config.levers import LOW_CONTENTION
 from agrs_bench.groups import BUFFERS, RS_GROUP_KIND, ag_shares_rs_comm, build_source
 from agrs_bench.groups.distributed import group_maker
 from agrs_bench.measure import buffers as bufs
@@ -14,6 +15,9 @@ from agrs_bench.measure.device import CpuHandle
 from agrs_bench.measure.kernels import make_kernel
 from agrs_bench.topology.layout import Layout
 from agrs_bench.vocab import ISSUE_STYLES
+
+# The styles gloo can run: low_contention is CUDA-only symmetric memory (refused on gloo).
+GLOO_ISSUE_STYLES = tuple(style for style in ISSUE_STYLES if style != LOW_CONTENTION)
 
 
 def _outputs_ok(source, name: str, kind: str, ranks: list[int], rank: int, issue: str) -> bool:
@@ -57,7 +61,7 @@ def megatron_and_ours(rank: int, world: int, layouts: list[dict], ours: tuple[st
                     "shares": ag_shares_rs_comm(source, kind),
                     "layout_ranks": ranks,
                     "outputs_ok": {issue: _outputs_ok(source, name, kind, ranks, rank, issue)
-                                   for issue in ISSUE_STYLES if issue != "low_contention"  # CUDA-only symmetric memory
+                                   for issue in GLOO_ISSUE_STYLES
                                    if dist.get_process_group_ranks(source.group(kind, "ag"))
                                    == dist.get_process_group_ranks(source.group(kind, "rs"))},
                 }
