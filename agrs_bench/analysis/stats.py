@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from pytest_benchmark.stats import Stats
-from scipy import special
-from scipy import stats as scipy_stats
+
+# scipy is imported inside the functions that need it: it costs ~0.9 s of CPU per process, and
+# every rank and launcher imports this module while only some of them ever compute an interval.
 
 MAX_DF = 1e6
 """Degrees of freedom treated as infinite (the t distribution is then the normal one)."""
@@ -91,6 +92,7 @@ def launch_log_medians(launches: Sequence[Sequence[float]]) -> np.ndarray:
 
 def trigamma_inverse(x: float) -> float:
     """y with trigamma(y) = x (Newton's method as in limma's trigammaInverse)."""
+    from scipy import special
     if x > 1e7:
         return 1.0 / math.sqrt(x)
     if x < 1e-6:
@@ -109,6 +111,7 @@ def variance_prior(variances: Sequence[float], dfs: Sequence[float]) -> tuple[fl
     """(d0, s0^2): the scaled inverse chi-square prior of the cells' variances, by the method of
     moments on log variances (Smyth 2004, section 6.2). d0 = 0 (no prior) with fewer than 3 cells
     that have a positive variance; d0 = inf when the variances agree as closely as chance allows."""
+    from scipy import special
     pairs = [(v, d) for v, d in zip(variances, dfs) if d > 0 and v > 0 and math.isfinite(v)]
     if len(pairs) < 3:
         return 0.0, 0.0
@@ -183,6 +186,7 @@ def compare_launches(cells: Sequence[tuple[Sequence[Sequence[float]], Sequence[S
 
 def t_interval(center: float, se: float, df: float, confidence: float = 0.95) -> tuple[float, float]:
     """(low, high) of a two-sided Student t interval; (nan, nan) without degrees of freedom."""
+    from scipy import stats as scipy_stats
     if not df or not math.isfinite(se):
         return math.nan, math.nan
     half = float(scipy_stats.t.ppf(0.5 + confidence / 2, min(df, MAX_DF))) * se
@@ -191,6 +195,7 @@ def t_interval(center: float, se: float, df: float, confidence: float = 0.95) ->
 
 def p_above(estimate: float, bound: float, se: float, df: float) -> float:
     """One-sided p-value of H0 "true value <= bound" against "above it" (Student t)."""
+    from scipy import stats as scipy_stats
     if not df or not math.isfinite(se):
         return 1.0
     if se == 0:
@@ -230,6 +235,7 @@ class OrderInterval:
 def median_rank_coverage(num_samples: int, rank: int) -> float:
     """P(x_(rank) <= median <= x_(n+1-rank)) for n i.i.d. samples of a continuous distribution:
     1 - 2 P(Binomial(n, 1/2) <= rank - 1). Ranks count from 1."""
+    from scipy import stats as scipy_stats
     if not 1 <= rank <= (num_samples + 1) // 2:
         raise ValueError(f"rank {rank} outside 1..{(num_samples + 1) // 2} for {num_samples} samples")
     return float(1.0 - 2.0 * scipy_stats.binom.cdf(rank - 1, num_samples, 0.5))
@@ -247,6 +253,7 @@ def median_interval(data: Sequence[float], confidence: float = 0.95) -> OrderInt
     `confidence` (distribution-free; e.g. Conover, Practical Nonparametric Statistics, 3.2).
     None where even [min, max] covers less (fewer than `min_samples_for(confidence)` samples):
     then no interval at that confidence exists, and none is claimed."""
+    from scipy import stats as scipy_stats
     values = sorted(float(x) for x in data)
     n = len(values)
     if n < min_samples_for(confidence):
@@ -261,6 +268,7 @@ def sign_test(first: Sequence[float], second: Sequence[float]) -> float:
     """Two-sided p-value of the paired sign test of "first[r] > second[r] as often as below"
     (scipy's exact binomial test); ties are dropped, no pair left gives 1.0. Valid for any
     distribution where the rounds are independent, however few they are."""
+    from scipy import stats as scipy_stats
     if len(first) != len(second):
         raise ValueError(f"paired samples need the same length, got {len(first)} and {len(second)}")
     above = sum(1 for a, b in zip(first, second) if a > b)
