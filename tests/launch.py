@@ -20,10 +20,12 @@ from dataclasses import dataclass
 FAST_SIZES = "4KiB,32KiB"
 FAST_ITERS = 3
 FAST_WARMUP = 1
-# Samples of 0.5 ms: on CPU the fsdp_step comparison's ops count comes from its fastest part (a
-# tiny GEMM), so the budget multiplies the step's time; timings of these runs mean nothing anyway.
+# One op per sample: on CPU the fsdp_step comparison's ops count would come from its fastest part
+# (a tiny GEMM), so a sample budget multiplies the step's time (~3 s of every run); timings of
+# these runs mean nothing anyway. The test of the budget itself (test_engine) asks for it back
+# with `--ops-per-sample 0`.
 FAST = ["--sizes", FAST_SIZES, "--iters", str(FAST_ITERS), "--warmup", str(FAST_WARMUP), "--layers", "2",
-        "--step-sizes", "8KiB", "--gemm", "16x16x16", "--sample-ms", "0.5"]
+        "--step-sizes", "8KiB", "--gemm", "16x16x16", "--sample-ms", "0.5", "--ops-per-sample", "1"]
 # The pytest-benchmark suite (benchmarks/) takes the same settings through its environment.
 FAST_BENCH_ENV = {"AGRS_BENCH_SIZES": FAST_SIZES.split(",")[0], "AGRS_BENCH_ROUNDS": str(FAST_ITERS),
                   "AGRS_BENCH_WARMUP": str(FAST_WARMUP), "AGRS_BENCH_SAMPLE_MS": "0.5",

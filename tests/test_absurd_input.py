@@ -101,10 +101,10 @@ def test_topology_sizes_refused_before_any_work(argv, needle, tmp_path, capsys, 
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--sample-ms", "1e9", "--timeout", "5"], "outlast --timeout 5"),
-    (["--sample-ms", "5000", "--timeout", "5"], "outlast --timeout 5"),
+    (["--ops-per-sample", "0", "--sample-ms", "1e9", "--timeout", "5"], "outlast --timeout 5"),
+    (["--ops-per-sample", "0", "--sample-ms", "5000", "--timeout", "5"], "outlast --timeout 5"),
     (["--iters", str(10**9)], "--iters 1000000000 is more than"),
-    (["--iters", "9000", "--sample-ms", "1", "--timeout", "5"], "more than --timeout 5"),
+    (["--ops-per-sample", "0", "--iters", "9000", "--sample-ms", "1", "--timeout", "5"], "more than --timeout 5"),
     (["--iters", "99999", "--ops-per-sample", "100000", "--timeout", "60"], "--ops-per-sample 100000"),
     (["--warmup", str(10**8)], "--warmup 100000000"),
     (["--ops-per-sample", str(10**6)], "--ops-per-sample 1000000"),

@@ -102,7 +102,8 @@ def test_names_must_differ():
 
 def _run(tmp_path, nproc, *args):
     out = tmp_path / f"r{nproc}"
-    done = launch.run(launch.torchrun_cmd(nproc, "--out", str(out), *launch.FAST, "--sample-ms", "0.5", *args),
+    done = launch.run(launch.torchrun_cmd(nproc, "--out", str(out), *launch.FAST, "--ops-per-sample", "0", "--sample-ms", "0.5",
+                                              *args),
                       deadline_s=400)
     assert done.returncode == 0, done.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text())
