@@ -1,4 +1,4 @@
-"""gloo workers that build groups with the installed megatron-core (module level, so spawned
+"""gloo workers that build groups with the installed megatron-core (module level, so forked
 processes can import them). Each worker loops over several layouts in one set of processes:
 importing megatron-core costs seconds per process, and the CI machine has few cores."""
 
