@@ -38,8 +38,6 @@ def test_topology_table():
     (["--world-size", "eight"], "'eight'"),
     ([], "--world-size"),
 ])
-
-
 def test_topology_bad_input_one_line_exit_2(args, needle):
     proc = _topology(*args)
     assert proc.returncode == 2

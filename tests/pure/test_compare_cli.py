@@ -87,8 +87,6 @@ def test_incomplete_launch_is_said(tmp_path):
     ("[1, 2]", "top level is list"),
     ("", "file is empty"),
 ])
-
-
 def test_truncated_or_foreign_json_exits_2_one_line(tmp_path, capsys, content, needle):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
@@ -176,8 +174,6 @@ def _rows(text):
 
 @pytest.mark.parametrize("scale,noise", [(1.0, 0.4), ({"ag-dense-single_comm-8MiB": 1.3,
                                                        "rs-dense-pg_collection-1MiB": 1.2}, 0.01)])
-
-
 def test_comparison_md_pastes_into_a_pr(tmp_path, scale, noise):
     """Noisy or regressed, 40 cells: a short summary before the folded table, no absolute path,
     and base ms / head ms point the same way as head/base on every row."""
@@ -207,8 +203,6 @@ def test_paths_are_relative_to_the_repository_or_cut_to_their_last_parts(tmp_pat
 @pytest.mark.parametrize("quiet, says", [(0.0, "flag no cell even at a threshold of 0.1%"),
                                          (0.999, "flag some cell at every threshold up to 99.9%"),
                                          (0.123, "would flag no cell at a threshold of 12.3% or more")])
-
-
 def test_threshold_sentence_says_only_what_the_search_supports(quiet, says):
     from agrs_bench.gate import markdown
 

@@ -26,8 +26,6 @@ def test_toml_config_sets_flags_and_flags_win(tmp_path):
     ("config = 'x.toml'\n", "unknown key 'config'"),
     ("[sizes]\n", "'sizes' = {} is not a str"),
 ])
-
-
 def test_toml_config_names_the_key(tmp_path, text, needle):
     path = tmp_path / "c.toml"
     path.write_text(text)

@@ -13,8 +13,6 @@ from tests.support import synthetic
 
 @pytest.mark.parametrize("gpu, card", [("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"),
                                        ("NVIDIA A100-SXM4-80GB", "a100"), (None, "cpu")])
-
-
 def test_card_name(gpu, card):
     assert baseline.card_name(gpu) == card
 

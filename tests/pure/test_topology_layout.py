@@ -107,8 +107,6 @@ def test_group_of_finds_the_rank():
     (dict(world_size=0), "world-size must be an integer >= 1, got 0"),
     (dict(world_size=8, rank_offset=-1), "rank-offset must be an integer >= 0, got -1"),
 ])
-
-
 def test_invalid_layouts_name_the_value(kwargs, needle):
     with pytest.raises(ConfigError, match=None) as info:
         Layout(**kwargs)
