@@ -1,20 +1,49 @@
-"""Real gloo process groups on CPU: outputs, the groups each source hands out, membership."""
+"""Real gloo process groups on CPU: outputs, the groups each source hands out, membership.
+
+One set of processes per world size runs every case of that size (tests/support/gloo_harness.py):
+starting ranks, not the cases, is what takes the time."""
 
 import pytest
 
-from tests.support.gloo_harness import run_gloo
+from tests.support.gloo_harness import Case, run_gloo_cases
 from tests.support.gloo_workers import collectives_per_source, membership_with_ag_layout
 
-
-# One set of processes per world: the 8-rank case also holds fp32 and the rank lists below
-# (it once ran twice, the second time for the rank lists alone).
-@pytest.mark.parametrize("world, layout_kwargs, dtype", [
+# The 8-rank case also holds fp32 and the rank lists below.
+OUTPUT_CASES = [
     (2, {}, "bf16"),
     (4, {"ep": 2}, "bf16"),
     (8, {"tp": 2, "ep": 2}, "fp32"),
-])
-def test_outputs_and_groups_per_source(world, layout_kwargs, dtype):
-    reports = run_gloo(world, collectives_per_source, layout_kwargs, 4096 + 6, dtype)
+]
+# Megatron's create_all_gather_groups() rebuilt AG groups with the default order: with order
+# tp-pp-dp the DP groups are [0,4].., the rebuilt AG groups [0,2]. Both sources, each checked alone.
+REFUSED_AG_LAYOUT = Case("membership refused", membership_with_ag_layout,
+                         ({"tp": 2, "pp": 2, "order": "tp-pp-dp"}, {"tp": 2, "pp": 2},
+                          ("pg_collection", "global_state")))
+SAME_AG_LAYOUT = Case("membership passes", membership_with_ag_layout, ({"ep": 2}, {"ep": 2}, ("pg_collection",)))
+CASES_BY_WORLD = {
+    2: [],
+    4: [SAME_AG_LAYOUT],
+    8: [REFUSED_AG_LAYOUT],
+}
+
+
+@pytest.fixture(scope="module")
+def ranks_of_world():
+    """`ranks_of_world(world)`: every case of that world size, run once in one set of ranks."""
+    runs = {}
+
+    def run(world):
+        if world not in runs:
+            outputs = [Case(("outputs", world), collectives_per_source, (kwargs, 4096 + 6, dtype))
+                       for size, kwargs, dtype in OUTPUT_CASES if size == world]
+            runs[world] = run_gloo_cases(world, outputs + CASES_BY_WORLD[world])
+        return runs[world]
+    return run
+
+
+@pytest.mark.parametrize("world, layout_kwargs, dtype", OUTPUT_CASES)
+def test_outputs_and_groups_per_source(ranks_of_world, world, layout_kwargs, dtype):
+    reports = ranks_of_world(world)[("outputs", world)]
     for rank, report in enumerate(reports):
         for (source, kind), seen in report.items():
             assert seen["ag_ok"] and seen["rs_ok"], (rank, source, kind)
@@ -34,12 +63,8 @@ def test_outputs_and_groups_per_source(world, layout_kwargs, dtype):
         assert reports[0][("pg_collection", "expert")]["rs_ranks"] == [0, 4]
 
 
-def test_membership_check_refuses_ag_groups_of_another_order():
-    # Megatron's create_all_gather_groups() rebuilt AG groups with the default order: with
-    # order tp-pp-dp the DP groups are [0,4].., the rebuilt AG groups [0,2]..
-    # Both sources in one set of processes, each checked on its own.
-    found = run_gloo(8, membership_with_ag_layout, {"tp": 2, "pp": 2, "order": "tp-pp-dp"},
-                     {"tp": 2, "pp": 2}, ("pg_collection", "global_state"))
+def test_membership_check_refuses_ag_groups_of_another_order(ranks_of_world):
+    found = ranks_of_world(8)[REFUSED_AG_LAYOUT.key]
     for source in ("pg_collection", "global_state"):
         errors = [by_source[source] for by_source in found]
         assert all(errors), (source, errors)
@@ -48,6 +73,6 @@ def test_membership_check_refuses_ag_groups_of_another_order():
         assert errors[0] == errors[5]  # every rank stops with the same message
 
 
-def test_membership_check_passes_for_the_same_layout():
-    found = run_gloo(4, membership_with_ag_layout, {"ep": 2}, {"ep": 2}, ("pg_collection",))
+def test_membership_check_passes_for_the_same_layout(ranks_of_world):
+    found = ranks_of_world(4)[SAME_AG_LAYOUT.key]
     assert found == [{"pg_collection": None}] * 4

@@ -108,7 +108,8 @@ def finish(proc: subprocess.Popen, deadline_s: float, started: float) -> Finishe
                 raise TimeoutError(f"launcher still running after {deadline_s} s")
             time.sleep(0.2)
         wall, ended_at = time.monotonic() - started, time.time()
-        time.sleep(0.5)  # let the last workers be reaped
+        if seen:  # a launcher with no child seen (topology, compare, a refusal) has none to reap
+            time.sleep(0.5)  # let the last workers be reaped
         leftover = _alive(seen)
     finally:
         for pid in ([proc.pid] if proc.poll() is None else []) + _alive(seen):
