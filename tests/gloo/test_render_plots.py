@@ -12,15 +12,13 @@ from tests.support.launch import FAST
 
 
 @pytest.fixture(scope="module")
-def two_cpu_runs(tmp_path_factory):
-    runs = []
-    for name in ("a", "b"):
-        out = tmp_path_factory.mktemp("runs") / name
-        # One size: every plot and table still gets drawn, in half the time of FAST's two.
-        proc = launch.run(launch.torchrun_cmd(2, "--out", str(out), *FAST, "--sizes", "4KiB"), deadline_s=240)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs.append(out)
-    return runs
+def two_cpu_runs(cpu_run, tmp_path_factory):
+    """The gloo tier's shared run (tests/gloo/conftest.py), read only, and one of this module's own
+    with the same flags (one size: every plot and table still gets drawn), which a test rewrites."""
+    out = tmp_path_factory.mktemp("runs") / "b"
+    proc = launch.run(launch.torchrun_cmd(2, "--out", str(out), *FAST, "--sizes", "4KiB"), deadline_s=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [cpu_run[0], out]
 
 
 def test_run_writes_report_with_plots_and_warnings(two_cpu_runs):
