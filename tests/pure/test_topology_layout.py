@@ -1,5 +1,6 @@
 """Pure tests of the layout arithmetic (the topology command: tests/gloo/test_topology_cli.py)."""
 
+import functools
 import itertools
 
 import pytest
@@ -50,12 +51,19 @@ def _valid_layouts():
                     assert MEGATRON_REFUSES in str(err), err
 
 
+@functools.cache
+def _valid_layouts_and_groups() -> tuple:
+    """Every valid layout with its groups, worked out once for the tests that read them all (11k
+    layouts: most of this module's time)."""
+    return tuple((layout, layout.groups()) for layout in _valid_layouts())
+
+
 @pytest.mark.parametrize("grid", ["dense", "expert"])
 def test_every_rank_in_exactly_one_group_of_each_kind(grid):
     checked = 0
-    for layout in _valid_layouts():
+    for layout, groups in _valid_layouts_and_groups():
         ranks = set(range(layout.rank_offset, layout.rank_offset + layout.world_size))
-        for name, lists in layout.groups()[grid].items():
+        for name, lists in groups[grid].items():
             flat = [r for group in lists for r in group]
             assert sorted(flat) == sorted(ranks), (layout, name)
             assert all(group == sorted(group) for group in lists)
@@ -65,8 +73,8 @@ def test_every_rank_in_exactly_one_group_of_each_kind(grid):
 
 
 def test_group_sizes_match_the_axes():
-    for layout in _valid_layouts():
-        dense, expert = layout.groups()["dense"], layout.groups()["expert"]
+    for layout, groups in _valid_layouts_and_groups():
+        dense, expert = groups["dense"], groups["expert"]
         assert len(dense["tp"][0]) == layout.tp and len(dense["pp"][0]) == layout.pp
         assert len(dense["dp"][0]) == layout.dp and len(dense["cp"][0]) == layout.cp
         assert len(dense["dp_cp"][0]) == layout.dp * layout.cp
