@@ -1,11 +1,11 @@
 """Real gloo process groups on CPU: outputs, the groups each source hands out, membership.
 
-One set of processes per world size runs every case of that size (tests/support/gloo_harness.py):
+One set of processes per world size runs every case of that size (tests/support/gloo_cases.py):
 starting ranks, not the cases, is what takes the time."""
 
 import pytest
 
-from tests.support.gloo_harness import Case, run_gloo_cases
+from tests.support.gloo_cases import Case, run_gloo_cases
 from tests.support.gloo_workers import collectives_per_source, membership_with_ag_layout
 
 # The 8-rank case also holds fp32 and the rank lists below.

@@ -1,13 +1,13 @@
 """The modelled step (fsdp_step) on gloo ranks, the gradient arithmetic of every reduce op and dtype
 pair: reduced gradients equal the DP mean on every rank, RS moves 2x AG's bytes with fp32 gradients
 and bf16 parameters, the main gradient receives the reduced shard once per step, and Megatron's
-issue path gives the same gradients. Every case runs in one set of 2 ranks (tests/support/gloo_harness.py)."""
+issue path gives the same gradients. Every case runs in one set of 2 ranks (tests/support/gloo_cases.py)."""
 
 import itertools
 
 import pytest
 
-from tests.support.gloo_harness import Case, run_gloo_cases
+from tests.support.gloo_cases import Case, run_gloo_cases
 from tests.support.step_workers import step_gradients
 
 REDUCE_OPS = ["scale_sum", "premul_sum", "avg", "sum"]
