@@ -1,16 +1,34 @@
-"""Test tiers that mean what they say: a test not marked `gloo` or `gpu` is pure, and a pure test
-starts no process. This guard makes every way of starting one fail loudly inside such a test,
-so a process-starting test cannot slip into the pure tier (`pytest -m "not gloo and not gpu"`)."""
+"""Test tiers that mean what they say. A test's folder is its tier: tests/pure/, tests/gloo/ and
+tests/gpu/ (helpers in tests/support/). Collection marks every test under gloo/ `gloo` and under
+gpu/ `gpu`, so `pytest -m gloo` and `pytest tests/gloo` pick the same tests, and a test file
+never marks its own tier. A pure test starts no process: the guard below makes every way of
+starting one fail loudly inside it, so a process-starting test cannot slip into the pure tier
+(`pytest -m "not gloo and not gpu"`, or `pytest tests/pure`)."""
 
 from __future__ import annotations
 
 import multiprocessing.process
 import os
+import pathlib
 import subprocess
 
 import pytest
 
 TIERS_THAT_START_PROCESSES = ("gloo", "gpu")
+TESTS = pathlib.Path(__file__).resolve().parent
+
+
+def tier_of(path) -> str | None:
+    """The tier folder a test file sits in (pure, gloo or gpu), or None outside them."""
+    parts = pathlib.Path(path).resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in ("pure", *TIERS_THAT_START_PROCESSES) else None
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        tier = tier_of(item.path) if item.path.is_relative_to(TESTS) else None
+        if tier in TIERS_THAT_START_PROCESSES:
+            item.add_marker(tier)
 
 
 class PureTierStartedAProcess(AssertionError):
@@ -39,8 +57,8 @@ def _pure_tests_start_no_process(request, monkeypatch):
 
     def refuse(*args, **kwargs):
         raise PureTierStartedAProcess(
-            f"{request.node.nodeid} starts a process but is not marked gloo or gpu: mark it "
-            "(and start it through tests/launch.py), or keep it in-process")
+            f"{request.node.nodeid} starts a process but is a pure test: move it to tests/gloo/ or "
+            "tests/gpu/ (and start it through tests/support/launch.py), or keep it in-process")
 
     class RefusedPopen(subprocess.Popen):
         def __init__(self, args, *rest, **kwargs):

@@ -14,7 +14,7 @@ from agrs_bench.results import schema
 from agrs_bench.results.files import write_atomic
 
 # One colour per group source, the same on every plot; a source added to vocab.SOURCES without
-# one here fails tests/test_report_plots.py rather than a run's report.
+# one here fails tests/pure/test_render_plots.py rather than a run's report.
 SOURCE_COLORS = {"single_comm": "tab:gray", "global_state": "tab:blue", "pg_collection": "tab:orange",
                  "megatron_core": "tab:purple"}
 BUFFER_STYLES = {"dense": "-", "expert": "--", "dense+expert": "-"}

@@ -139,7 +139,7 @@ def keep(runs: str, name: str | None = None, *, root: str = DEFAULT_ROOT, force:
                 write_atomic(os.path.join(staging, f"launch-{k}", RESULTS_FILE), json.dumps(doc, indent=1) + "\n")
             write_atomic(os.path.join(staging, README), baseline_readme(launches))
             card_readme = os.path.join(parent, README)
-            if not os.path.exists(card_readme):  # a results folder says what it holds (tests/test_repository.py)
+            if not os.path.exists(card_readme):  # a results folder says what it holds (a repository test)
                 write_atomic(card_readme, f"# {os.path.basename(parent)}\n\n`{BASELINE_DIR}/`: the gate's baseline "
                                           f"for this card and GPU count, kept by `{PROG}` (its README names "
                                           "the commit of every launch).\n")
