@@ -33,6 +33,9 @@ FAST_BENCH_ENV = {"AGRS_BENCH_SIZES": FAST_SIZES.split(",")[0], "AGRS_BENCH_ROUN
 # A launch from a test never inherits a torchrun environment (a test itself run under torchrun).
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
                       "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+# Nor a pytest-xdist worker's (the suite runs under `-n`): pytest-benchmark reads them and turns
+# itself off in a pytest started beneath, so the benchmarks/ suite would write an empty JSON.
+XDIST_VARIABLES_PREFIX = "PYTEST_XDIST_"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -91,7 +94,8 @@ def _alive(pids: dict[int, str]) -> list[int]:
 
 
 def start(cmd: list[str], env_extra: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}
+    env = {k: v for k, v in os.environ.items()
+           if k not in TORCHRUN_VARIABLES and not k.startswith(XDIST_VARIABLES_PREFIX)}
     env.update({"OMP_NUM_THREADS": "1", **(env_extra or {})})
     # Files, not pipes: a launcher nobody reads from while it runs must never block on a full pipe.
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
