@@ -63,8 +63,8 @@ def main(out_dir: str) -> dict:
         sampler = Sampler(parts, plan)
         samples = sampler.run()
         medians = {p.name: statistics.median(samples.per_iter_s[p.name]) for p in parts}
-        pair = measures.pair_measures(ag=samples.per_iter_s["copy"], rs=samples.per_iter_s["gemm"],
-                                      ag_rs=samples.per_iter_s["both"])
+        pair = measures.pair_figures(ag=samples.per_iter_s["copy"], rs=samples.per_iter_s["gemm"],
+                                     ag_rs=samples.per_iter_s["both"]).extra_info()
         found[exec_mode] = {"medians": medians, "ops": samples.ops_per_sample,
                             "info": {p.name: samples.sample_info(p.name) for p in parts}, **pair}
         for part in ("both", "serial"):
@@ -92,8 +92,8 @@ def main(out_dir: str) -> dict:
         "medians": {v: statistics.median(steps.per_iter_s[v]) for v in VARIANTS},
         "compute_in_step_s": statistics.median(kernels["step"].compute_s(calls)),
         "compute_alone_s": statistics.median(kernels["compute_only"].compute_s(calls)),
-        **measures.step_measures(step=steps.per_iter_s["step"], compute_only=steps.per_iter_s["compute_only"],
-                                 comm_only=steps.per_iter_s["comm_only"]),
+        **measures.step_figures(step=steps.per_iter_s["step"], compute_only=steps.per_iter_s["compute_only"],
+                                comm_only=steps.per_iter_s["comm_only"]).extra_info(),
     }
     return found
 

@@ -146,13 +146,14 @@ def _reference_iteration(mode: str, buf: bufs.ShardedBuffer, group: Any) -> Call
     return lambda pending: reduce_scatter(buf.grad_shard, buf.grad_full, group=group)
 
 
-def _reference_info(ctx: Context, cell: Cell, samples: PairedSamples | None) -> dict[str, Any]:
+def _reference(ctx: Context, cell: Cell, samples: PairedSamples) -> measures.ReferenceFigures | None:
+    """The reference of an ag or rs cell (None for other modes), or why it has none."""
     if cell.mode not in ("ag", "rs"):
-        return {}
+        return None
     if not ctx.cfg.reference:
-        return {"reference_omitted": "--no-reference"}
+        return measures.ReferenceFigures(omitted="--no-reference")
     if cell.exec != "eager":
-        return {"reference_omitted": "CUDA graph cell: the reference is timed eagerly, in the eager cell"}
+        return measures.ReferenceFigures(omitted="CUDA graph cell: the reference is timed eagerly, in the eager cell")
     name = "reference:" + cell.name
     device_s, host_s = samples.estimate_s[name]
     return measures.reference_figures(samples.per_iter_s[name], samples.sample_s_min(name),
@@ -206,7 +207,7 @@ def measure_collectives(ctx: Context, comparison: str, cells: list[Cell],
         info = samples.sample_info(name)
         warnings = info.pop("warnings", [])
         extra = {**_common(ctx, cell, comparison), **kernels[name].describe(), **lever_info[name], **info,
-                 **_reference_info(ctx, cell, samples),
+                 **(reference.extra_info() if (reference := _reference(ctx, cell, samples)) else {}),
                  "shard_bytes": buf.param_shard.numel() * buf.param_shard.element_size(),
                  "group_ranks": list(buf.group_ranks)}
         if cell.mode == "ag_rs" and cfg.trace:

@@ -43,14 +43,16 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
     data = [float(x) for x in samples_s]
     block = dict(stats.summarize(data), data=data, iterations=ops_per_sample)
     extra = dict(extra_info)
+    figures: measures.StepFigures | measures.CollectiveFigures
     if params["mode"] in STEP_MODES:
-        extra.update(measures.step_measures(
+        figures = measures.step_figures(
             step=data, compute_only=extra["compute_only_data"], comm_only=extra.get("comm_only_data"),
-            compute_in_step=extra.get("compute_in_step_data"), compute_alone=extra.get("compute_alone_data")))
+            compute_in_step=extra.get("compute_in_step_data"), compute_alone=extra.get("compute_alone_data"))
     else:
-        extra.update(measures.collective_measures(
+        figures = measures.collective_figures(
             params["mode"], int(params["size_bytes"]), int(params["group_size"]), data,
-            reference_s=extra.get("reference_s"), link_gbps=extra.get("link_gbps_per_direction")))
+            reference_s=extra.get("reference_s"), link_gbps=extra.get("link_gbps_per_direction"))
+    extra.update(figures.extra_info())
     extra["ops_per_sample"] = ops_per_sample
     return schema.benchmark_entry(params, block, extra, options)
 
@@ -168,8 +170,8 @@ def derive(benchmarks: list[dict[str, Any]]) -> None:
                   or sibling(params, source="single_comm", nccl_options="default"))
         ag = _paired_data(bench, sibling(params, mode="ag"))
         rs = _paired_data(bench, sibling(params, mode="rs"))
-        bench["extra_info"].update(measures.pair_measures(
-            ag=ag, rs=rs, ag_rs=bench["stats"]["data"], single=_paired_data(bench, single)))
+        bench["extra_info"].update(measures.pair_figures(
+            ag=ag, rs=rs, ag_rs=bench["stats"]["data"], single=_paired_data(bench, single)).extra_info())
 
 
 def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, Any],
