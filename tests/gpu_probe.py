@@ -66,7 +66,7 @@ def main(out_dir: str) -> dict:
         pair = measures.pair_figures(ag=samples.per_iter_s["copy"], rs=samples.per_iter_s["gemm"],
                                      ag_rs=samples.per_iter_s["both"]).extra_info()
         found[exec_mode] = {"medians": medians, "ops": samples.ops_per_sample,
-                            "info": {p.name: samples.sample_info(p.name) for p in parts}, **pair}
+                            "info": {p.name: samples.sample_figures(p.name).extra_info() for p in parts}, **pair}
         for part in ("both", "serial"):
             found[exec_mode][f"trace_{part}"] = tracing.overlap_info(
                 sampler, part, f"{exec_mode}-{part}", out_dir, 0,
