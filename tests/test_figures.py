@@ -77,3 +77,54 @@ def test_a_reference_has_a_time_or_a_reason_never_both():
         measures.ReferenceFigures(reference_s=1.0, omitted="why")
     with pytest.raises(ValueError, match="either"):
         measures.ReferenceFigures()
+
+
+def _measured(mode="ag", **parts):
+    from agrs_bench.analysis.sampling import SampleFigures
+    from agrs_bench.config.cell import Cell
+    from agrs_bench.results.measured import Measured
+
+    samples = SampleFigures(rounds=7, ops_per_sample=3, sample_s_min=3e-3, sample_s_target=2e-3, sample_short=False,
+                            sampling_position=(0, 1, 0, 1, 0, 1, 0), estimate_device_s=1e-3, estimate_host_s=1e-5)
+    cell = Cell(mode=mode, buffer="dense", source="pg_collection", size_bytes=1 << 20, dtype="bf16")
+    return Measured(cell=cell, group_size=2, data=tuple([1e-3] * 7),
+                    settings={"comparison": "dense-1MiB-eager", "group_ranks": [0, 1]}, samples=samples, **parts)
+
+
+def test_cell_benchmark_writes_settings_samples_reference_figures_then_the_runs_notes():
+    from agrs_bench.results import files
+
+    measured = _measured(reference=measures.ReferenceFigures(reference_s=0.5e-3, sample_s_min=1e-3),
+                         warnings=("samples fell short",))
+    bench = files.cell_benchmark(measured, world_size=2, options={}, spans_nodes=False, telemetry={"x": 1},
+                                 warnings=["GPU clocks throttled"])
+    extra = bench["extra_info"]
+    assert bench["params"]["group_size"] == 2 and bench["stats"]["iterations"] == 3
+    assert list(extra)[:2] == ["comparison", "group_ranks"] and extra["sampling_position"] == [0, 1, 0, 1, 0, 1, 0]
+    assert extra["busbw_vs_reference"] == pytest.approx(0.5)  # the reference reached the figures
+    assert list(extra)[-3:] == ["spans_nodes", "telemetry", "warnings"]
+    assert extra["warnings"] == ["samples fell short", "GPU clocks throttled"]  # the cell's own first
+    quiet = files.cell_benchmark(_measured(), world_size=2, options={})  # the benchmarks/ suite: no run notes
+    assert not {"spans_nodes", "telemetry", "warnings", "reference_s", "reference_omitted"} & set(quiet["extra_info"])
+
+
+def test_step_parts_reach_the_step_figures():
+    from agrs_bench.results import files
+    from agrs_bench.results.measured import StepParts
+
+    untimed = _measured("fsdp_step", parts=StepParts(compute_only=(4e-4,) * 7, comm_only=(5e-4,) * 7))
+    extra = files.cell_benchmark(untimed, world_size=2, options={})["extra_info"]
+    assert extra["compute_only_data"] == [4e-4] * 7 and "compute_in_step_data" not in extra
+    assert extra["exposed_comm_s"] == pytest.approx(6e-4) and extra["compute_slowdown"] is None
+    mfsdp = _measured("fsdp_step", parts=StepParts(compute_only=(4e-4,) * 7, comm_only=None))
+    extra = files.cell_benchmark(mfsdp, world_size=2, options={})["extra_info"]
+    assert extra["comm_only_data"] is None and extra["exposed_comm_fraction"] is None
+
+
+def test_throttling_is_said_once_per_cell():
+    from agrs_bench.measure import telemetry
+
+    assert telemetry.throttle_warnings({"throttled": False}) == []
+    (line,) = telemetry.throttle_warnings({"throttled": True, "sm_clock_mhz_min": 1530,
+                                           "clock_event_reasons": ["sw_power_cap"]})
+    assert line == "GPU clocks throttled during this cell (SM clock down to 1530 MHz; sw_power_cap)"
