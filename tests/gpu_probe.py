@@ -71,7 +71,7 @@ def main(out_dir: str) -> dict:
             found[exec_mode][f"trace_{part}"] = tracing.overlap_info(
                 sampler, part, f"{exec_mode}-{part}", out_dir, 0,
                 a=lambda e: copy_kernel.search(e["name"]) is not None,
-                b=lambda e: not_gemm.search(e["name"]) is None)
+                b=lambda e: not_gemm.search(e["name"]) is None).extra_info()
     # Held against unheld, on a kernel far shorter than its launch: the hold hides the host.
     tiny = [Part("tiny", dev, on("compute", lambda: torch.add(tiny_src, 1.0, out=tiny_dst)), ("compute",))]
     held = Sampler(tiny, TimingPlan(num_warmup=3, num_rounds=8, target_sample_s=1e-3, ops_per_sample=200)).run()

@@ -128,3 +128,18 @@ def test_throttling_is_said_once_per_cell():
     (line,) = telemetry.throttle_warnings({"throttled": True, "sm_clock_mhz_min": 1530,
                                            "clock_event_reasons": ["sw_power_cap"]})
     assert line == "GPU clocks throttled during this cell (SM clock down to 1530 MHz; sw_power_cap)"
+
+
+def test_trace_figures_keep_the_fields_a_traced_cell_always_had():
+    from agrs_bench.analysis import trace_overlap
+
+    cpu = trace_overlap.TraceFigures(trace_file="traces/x.json", traced_rounds=3, overlap=trace_overlap.OverlapFigures(
+        fraction=None, rounds=3, reason="gloo on CPU"))
+    assert cpu.extra_info() == {"trace_file": "traces/x.json", "traced_rounds": 3, "trace_overlap_fraction": None,
+                                "trace_overlap_reason": "gloo on CPU"}
+    one_round = trace_overlap.across_ranks([[0.4], [0.6]], 1)
+    assert one_round.fraction.point == 0.4 and one_round.extra_info() == {"trace_overlap_fraction": 0.4}
+    gpu = trace_overlap.TraceFigures(trace_file="t", traced_rounds=3, overlap=trace_overlap.across_ranks(
+        [[0.9, 0.5, 0.7], [0.8, 0.6, 0.2]], 3), kinds={"trace_kinds": {}, "levers_ignored": []})
+    assert list(gpu.extra_info()) == ["trace_file", "traced_rounds", "trace_kinds", "levers_ignored",
+                                      "trace_overlap_fraction", "trace_overlap_fraction_ci"]

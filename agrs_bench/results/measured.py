@@ -9,6 +9,7 @@ from typing import Any
 
 from agrs_bench.analysis.measures import ReferenceFigures
 from agrs_bench.analysis.sampling import SampleFigures
+from agrs_bench.analysis.trace_overlap import TraceFigures
 from agrs_bench.config.cell import Cell
 
 
@@ -56,16 +57,15 @@ class Measured:
     """ag and rs cells: the nccl-tests-style reference, or why it is left out; None: other modes."""
     parts: StepParts | None = None
     """Step cells: the parts sampled with the step."""
-    trace: dict[str, Any] | None = None
-    """--trace on ag_rs cells: the trace file and what it showed (measure/tracing.overlap_info)."""
+    trace: TraceFigures | None = None
+    """--trace on ag_rs cells: the trace file and what it showed."""
     warnings: tuple[str, ...] = ()
     """What a reader of this cell's numbers must know (short samples, a path not taken)."""
 
     def extra_info(self) -> dict[str, Any]:
         """The measured part of extra_info (the figures follow in files.make_benchmark)."""
         found = {**self.settings, **self.samples.extra_info()}
-        for part in (self.reference, self.parts):
+        for part in (self.reference, self.parts, self.trace):
             if part is not None:
                 found.update(part.extra_info())
-        found.update(self.trace or {})
         return found
