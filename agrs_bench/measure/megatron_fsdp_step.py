@@ -198,7 +198,7 @@ def measure(ctx: Context, comparison: str, cells: list[Cell]) -> list[Measured]:
                 "group_ranks": dict(ctx.group_ranks)}
     if cfg.model is not None:
         settings["model"] = cfg.model.name
-    parts = StepParts(compute_only=samples.per_iter_s[f"compute_only:{comparison}"], comm_only=None)
+    compute_only = StepParts(compute_only=samples.per_iter_s[f"compute_only:{comparison}"], comm_only=None)
     measured = []
     for cell in cells:
         name = cell.name
@@ -206,7 +206,7 @@ def measure(ctx: Context, comparison: str, cells: list[Cell]) -> list[Measured]:
             cell=cell, group_size=len(ctx.group_ranks[cfg.buffers[0]]), data=samples.per_iter_s[f"step:{name}"],
             settings={**_common(ctx, cell, comparison), **settings,
                       "megatron_fsdp_ag_groups": {k: g is not None for k, g in ag_groups[name].items()}},
-            samples=samples.sample_figures(f"step:{name}"), parts=parts,
+            samples=samples.sample_figures(f"step:{name}"), parts=compute_only,
             warnings=tuple(samples.short_warnings(f"step:{name}"))))
     if dist.is_initialized():
         dist.barrier()
