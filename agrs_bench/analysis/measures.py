@@ -1,5 +1,7 @@
 """The measures of a cell, by nccl-tests' conventions so numbers compare, with their intervals.
-Pure; results/files.py (and, for the reference, measure/cells.py) call these; nothing else computes a figure.
+Pure. Each function returns a frozen record (CollectiveFigures, PairFigures, StepFigures,
+ReferenceFigures) whose one `extra_info()` names the figures in results.json; results/files.py
+(and, for the reference, measure/cells.py) call these; nothing else computes a figure.
 
 S = bytes of the full buffer, n = group size, t = seconds per iteration. algbw = S / t and
 busbw = algbw * (n-1)/n for AG and RS; an `ag_rs` iteration moves both ops' bytes, 2S. GB = 1e9.
@@ -10,6 +12,7 @@ come from the parts' samples of the same rounds (analysis/paired.py): every inte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,80 +45,166 @@ def link_floor_s(mode: str, size_bytes: int, group_size: int, link_gbps: float) 
     return BUS_FACTOR_OPS[mode] * size_bytes * (group_size - 1) / group_size / (link_gbps * 1e9)
 
 
+def _bounds(interval: paired.Interval | stats.OrderInterval | None) -> list[float] | None:
+    return interval.bounds() if interval is not None else None
+
+
 def _with_ci(found: dict[str, Any], name: str, interval: paired.Interval | None) -> None:
+    """`name` and `name_ci` where the figure has a value; neither where it is undefined."""
     if interval is not None:
         found[name] = interval.point
         found[f"{name}_ci"] = interval.bounds()
 
 
-def collective_measures(mode: str, size_bytes: int, group_size: int, data: Sequence[float], *,
-                        reference_s: float | None = None, link_gbps: float | None = None) -> dict[str, Any]:
-    """Bandwidths of one ag/rs/ag_rs cell from its samples: median_ci_s, algbw_gbps, busbw_gbps,
-    busbw_gbps_ci; against the reference and the link floor when those are known."""
-    found: dict[str, Any] = {}
-    if not len(data):
+@dataclass(frozen=True, kw_only=True)
+class CollectiveFigures:
+    """The figures of one ag, rs or ag_rs cell from its own samples (collective_figures)."""
+
+    median_s: float
+    """Median seconds per iteration over the rounds (results.json: stats.median)."""
+    median_interval_s: stats.OrderInterval | None
+    """Two order statistics around the median and their exact coverage; None: too few rounds."""
+    algbw_gbps: float
+    busbw_gbps: float
+    busbw_interval_gbps: stats.OrderInterval | None
+    """busbw at the ends of median_interval_s (the slow end is the low busbw), same coverage."""
+    reference_busbw_gbps: float | None = None
+    """busbw of the cell's nccl-tests-style reference; None: no reference (ag_rs has none)."""
+    busbw_vs_reference: float | None = None
+    link_floor_s: float | None = None
+    """ag_rs: both ops' bytes over the per-direction link rate; None: the rate is not known."""
+    time_over_link_floor: float | None = None
+
+    def extra_info(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "median_ci_s": _bounds(self.median_interval_s),
+            "median_interval_coverage": self.median_interval_s.coverage if self.median_interval_s else None,
+            "algbw_gbps": self.algbw_gbps, "busbw_gbps": self.busbw_gbps,
+            "busbw_gbps_ci": _bounds(self.busbw_interval_gbps)}
+        if self.reference_busbw_gbps is not None:
+            found.update(reference_busbw_gbps=self.reference_busbw_gbps, busbw_vs_reference=self.busbw_vs_reference)
+        if self.link_floor_s is not None:
+            found.update(link_floor_s=self.link_floor_s, time_over_link_floor=self.time_over_link_floor)
         return found
+
+
+def collective_figures(mode: str, size_bytes: int, group_size: int, data: Sequence[float], *,
+                       reference_s: float | None = None, link_gbps: float | None = None) -> CollectiveFigures:
+    """Bandwidths of one ag/rs/ag_rs cell from its samples; against the reference and the link
+    floor when those are known."""
+    if mode not in BUS_FACTOR_OPS or not len(data):
+        raise ValueError(f"collective figures need an ag, rs or ag_rs cell with samples, got {mode!r} "
+                         f"with {len(data)} sample(s)")
     point = float(np.median(np.asarray(data, dtype=float)))
     # Distribution-free: two order statistics and their exact coverage (a bootstrap of the median
     # of a few samples returns [min, max] and calls it 95%). None where no such interval reaches it.
     median = stats.median_interval(data, paired.CONFIDENCE)
-    found["median_ci_s"] = median.bounds() if median else None
-    found["median_interval_coverage"] = median.coverage if median else None
-    if mode in BUS_FACTOR_OPS:
-        found["algbw_gbps"] = algbw_gbps(mode, size_bytes, point)
-        found["busbw_gbps"] = busbw_gbps(mode, size_bytes, point, group_size)
+    busbw = busbw_gbps(mode, size_bytes, point, group_size)
+    found = CollectiveFigures(
+        median_s=point, median_interval_s=median, algbw_gbps=algbw_gbps(mode, size_bytes, point), busbw_gbps=busbw,
         # busbw falls as time grows: the slow end of the time interval is the low end of busbw.
-        found["busbw_gbps_ci"] = ([busbw_gbps(mode, size_bytes, median.high, group_size),
-                                   busbw_gbps(mode, size_bytes, median.low, group_size)] if median else None)
-    if reference_s and mode in BUS_FACTOR_OPS:
-        found["reference_busbw_gbps"] = busbw_gbps(mode, size_bytes, reference_s, group_size)
-        found["busbw_vs_reference"] = found["busbw_gbps"] / found["reference_busbw_gbps"]
+        busbw_interval_gbps=stats.OrderInterval(busbw_gbps(mode, size_bytes, median.high, group_size),
+                                                busbw_gbps(mode, size_bytes, median.low, group_size),
+                                                median.coverage) if median else None)
+    if reference_s:
+        reference_busbw = busbw_gbps(mode, size_bytes, reference_s, group_size)
+        found = replace(found, reference_busbw_gbps=reference_busbw, busbw_vs_reference=busbw / reference_busbw)
     if mode == "ag_rs" and link_gbps:
-        found["link_floor_s"] = link_floor_s(mode, size_bytes, group_size, link_gbps)
-        found["time_over_link_floor"] = point / found["link_floor_s"]
+        floor_s = link_floor_s(mode, size_bytes, group_size, link_gbps)
+        found = replace(found, link_floor_s=floor_s, time_over_link_floor=point / floor_s)
     return found
 
 
-def pair_measures(*, ag: Sequence[float] | None, rs: Sequence[float] | None, ag_rs: Sequence[float],
-                  single: Sequence[float] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class PairFigures:
+    """The cross-cell figures of an ag_rs cell, paired over the rounds of its comparison (pair_figures)."""
+
+    overlap_efficiency: paired.Interval | None = None
+    """(t_ag + t_rs - t_ag_rs) / min(t_ag, t_rs) with its paired bootstrap interval; None: the
+    source's ag and rs were not sampled with it, or the figure is undefined."""
+    serial_sum_s: float | None = None
+    """median ag + median rs: what the pair would take one after the other; None: no ag and rs."""
+    speedup_vs_single_comm: paired.Interval | None = None
+    """t_ag_rs(single_comm) / t_ag_rs(this source); None: single_comm was not sampled with it."""
+
+    def extra_info(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        _with_ci(found, "overlap_efficiency", self.overlap_efficiency)
+        if self.serial_sum_s is not None:
+            found["serial_sum_s"] = self.serial_sum_s
+        _with_ci(found, "speedup_vs_single_comm", self.speedup_vs_single_comm)
+        return found
+
+
+def pair_figures(*, ag: Sequence[float] | None, rs: Sequence[float] | None, ag_rs: Sequence[float],
+                 single: Sequence[float] | None = None) -> PairFigures:
     """Overlap efficiency of an ag_rs cell from its source's ag and rs, and its speedup over
     single_comm's ag_rs; each part's samples are of the same rounds (paired)."""
-    found: dict[str, Any] = {}
+    found = PairFigures()
     if ag is not None and rs is not None:
-        _with_ci(found, "overlap_efficiency", paired.paired_interval(
-            {"ag": ag, "rs": rs, "ag_rs": ag_rs},
-            lambda m: overlap_efficiency(m["ag"], m["rs"], m["ag_rs"])))
-        found["serial_sum_s"] = float(np.median(ag) + np.median(rs))
+        found = replace(found, overlap_efficiency=paired.paired_interval(
+            {"ag": ag, "rs": rs, "ag_rs": ag_rs}, lambda m: overlap_efficiency(m["ag"], m["rs"], m["ag_rs"])),
+            serial_sum_s=float(np.median(ag) + np.median(rs)))
     if single is not None:
-        _with_ci(found, "speedup_vs_single_comm", paired.paired_interval(
+        found = replace(found, speedup_vs_single_comm=paired.paired_interval(
             {"single": single, "pair": ag_rs}, lambda m: speedup(m["single"], m["pair"])))
     return found
 
 
-def step_measures(*, step: Sequence[float], compute_only: Sequence[float], comm_only: Sequence[float] | None,
-                  compute_in_step: Sequence[float] | None = None,
-                  compute_alone: Sequence[float] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class StepFigures:
+    """The figures of an fsdp_step or mfsdp_step cell from its parts of the same rounds (step_figures)."""
+
+    compute_only_s: float
+    """Median of the compute-only part."""
+    comm_only_s: float | None
+    """Median of the communication-only part; None: the step has none (mfsdp_step)."""
+    median_interval_s: stats.OrderInterval | None
+    """The step's median interval, as CollectiveFigures.median_interval_s."""
+    exposed_comm_s: paired.Interval | None
+    """step - compute-only, paired over rounds."""
+    exposed_comm_fraction: float | None
+    """exposed_comm_s / comm_only_s; None without a communication-only part."""
+    compute_in_step_s: float | None = None
+    """Median of the step's GEMMs timed inside the step; None: not timed (a CUDA graph cannot
+    hold the events that time them)."""
+    compute_alone_s: float | None = None
+    compute_slowdown: paired.Interval | None = None
+    """compute_in_step / compute_alone, paired over rounds."""
+
+    def extra_info(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "compute_only_s": self.compute_only_s, "comm_only_s": self.comm_only_s,
+            "median_ci_s": _bounds(self.median_interval_s),
+            "median_interval_coverage": self.median_interval_s.coverage if self.median_interval_s else None}
+        _with_ci(found, "exposed_comm_s", self.exposed_comm_s)
+        found["exposed_comm_fraction"] = self.exposed_comm_fraction
+        if self.compute_in_step_s is None:
+            found["compute_slowdown"] = None  # the GEMMs were not timed: said, not left out
+        else:
+            found.update(compute_in_step_s=self.compute_in_step_s, compute_alone_s=self.compute_alone_s)
+            _with_ci(found, "compute_slowdown", self.compute_slowdown)
+        return found
+
+
+def step_figures(*, step: Sequence[float], compute_only: Sequence[float], comm_only: Sequence[float] | None,
+                 compute_in_step: Sequence[float] | None = None,
+                 compute_alone: Sequence[float] | None = None) -> StepFigures:
     """fsdp_step from its three parts sampled in the same rounds: exposed communication (step -
     compute-only), its share of communication alone, and the slowdown of the step's GEMMs."""
-    found: dict[str, Any] = {"compute_only_s": float(np.median(compute_only)),
-                             "comm_only_s": float(np.median(comm_only)) if comm_only else None}
-    median = stats.median_interval(step, paired.CONFIDENCE)
-    found["median_ci_s"] = median.bounds() if median else None
-    found["median_interval_coverage"] = median.coverage if median else None
+    comm_only_s = float(np.median(comm_only)) if comm_only else None
     parts = {"step": step, "compute_only": compute_only}
     if comm_only:  # mfsdp_step has no comm-only part
         parts["comm_only"] = comm_only
-    _with_ci(found, "exposed_comm_s", paired.paired_interval(
-        parts, lambda m: m["step"] - m["compute_only"]))
-    found["exposed_comm_fraction"] = (found["exposed_comm_s"] / found["comm_only_s"]
-                                      if found["comm_only_s"] else None)
+    exposed = paired.paired_interval(parts, lambda m: m["step"] - m["compute_only"])
+    found = StepFigures(compute_only_s=float(np.median(compute_only)), comm_only_s=comm_only_s,
+                        median_interval_s=stats.median_interval(step, paired.CONFIDENCE), exposed_comm_s=exposed,
+                        exposed_comm_fraction=exposed.point / comm_only_s if comm_only_s and exposed else None)
     if compute_in_step and compute_alone:
-        found["compute_in_step_s"] = float(np.median(compute_in_step))
-        found["compute_alone_s"] = float(np.median(compute_alone))
-        _with_ci(found, "compute_slowdown", paired.paired_interval(
-            {"in_step": compute_in_step, "alone": compute_alone}, lambda m: m["in_step"] / m["alone"]))
-    else:
-        found["compute_slowdown"] = None  # the GEMMs are timed with events, which a graph cannot hold
+        found = replace(found, compute_in_step_s=float(np.median(compute_in_step)),
+                        compute_alone_s=float(np.median(compute_alone)),
+                        compute_slowdown=paired.paired_interval({"in_step": compute_in_step, "alone": compute_alone},
+                                                                lambda m: m["in_step"] / m["alone"]))
     return found
 
 
@@ -123,14 +212,35 @@ REFERENCE_METHOD = ("nccl-tests style: ops_per_sample back-to-back ops on one st
                     "held like the measurement, sampled in the same rounds")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReferenceFigures:
+    """The nccl-tests-style reference of an ag or rs cell (reference_figures), or why it is left out."""
+
+    reference_s: float | None = None
+    """Median seconds per op of the reference; None: left out (see omitted)."""
+    sample_s_min: float | None = None
+    """The reference's shortest whole sample."""
+    omitted: str | None = None
+    """Why there is no reference (--no-reference, a graph cell, a launch-bound host)."""
+
+    def __post_init__(self) -> None:
+        if (self.reference_s is None) == (self.omitted is None):
+            raise ValueError(f"a reference has either a time or the reason it is left out: {self}")
+
+    def extra_info(self) -> dict[str, Any]:
+        if self.omitted is not None:
+            return {"reference_omitted": self.omitted}
+        return {"reference_s": self.reference_s, "reference_method": REFERENCE_METHOD,
+                "reference_sample_s_min": self.sample_s_min}
+
+
 def reference_figures(per_iter_s: Sequence[float], sample_s_min: float, *, device_s: float, host_s: float,
-                      on_device: bool) -> dict[str, Any]:
+                      on_device: bool) -> ReferenceFigures:
     """The nccl-tests-style reference of an ag or rs cell: its median seconds per op, or why it
     is left out. On a device whose host issues one op no faster than the device runs it,
     nccl-tests' loop times the host, not the collective."""
     if on_device and host_s >= device_s:
-        return {"reference_omitted": f"launch-bound: the host issues one op in {host_s * 1e6:.1f} us and the "
-                                     f"device runs it in {device_s * 1e6:.1f} us, so nccl-tests' loop "
-                                     "times the host here"}
-    return {"reference_s": float(np.median(per_iter_s)), "reference_method": REFERENCE_METHOD,
-            "reference_sample_s_min": sample_s_min}
+        return ReferenceFigures(omitted=f"launch-bound: the host issues one op in {host_s * 1e6:.1f} us and the "
+                                        f"device runs it in {device_s * 1e6:.1f} us, so nccl-tests' loop "
+                                        "times the host here")
+    return ReferenceFigures(reference_s=float(np.median(per_iter_s)), sample_s_min=sample_s_min)

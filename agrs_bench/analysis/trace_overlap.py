@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agrs_bench.analysis import paired
@@ -131,21 +132,56 @@ def trace_events(doc: Any) -> list[Mapping[str, Any]]:
     return list(doc.get("traceEvents", []) if isinstance(doc, dict) else doc)
 
 
-def across_ranks(per_rank: Sequence[Sequence[float | None] | None], rounds: int) -> dict[str, Any]:
-    """The figures of a traced cell from every rank's `per_round` fractions: per round the
-    least-overlapped device's, then trace_overlap_fraction, their median over the rounds (with
-    its interval when there are several), or the fraction None with trace_overlap_reason when a
-    round shows no kernels of one of the collectives on some device."""
+NO_KERNELS = ("a traced round showed no kernels of one of the collectives on some device (profiler without "
+              "CUDA activity?)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverlapFigures:
+    """The overlap a trace showed (across_ranks), or why it shows none."""
+
+    fraction: paired.Interval | None
+    """Per round the least-overlapped device's fraction, then their median over the traced rounds
+    with its bootstrap interval over them; None: see reason."""
+    rounds: int
+    """Traced rounds (one round gives no interval)."""
+    reason: str | None = None
+    """Why there is no fraction."""
+
+    def extra_info(self) -> dict[str, Any]:
+        if self.fraction is None:
+            return {"trace_overlap_fraction": None, "trace_overlap_reason": self.reason}
+        found: dict[str, Any] = {"trace_overlap_fraction": self.fraction.point}
+        if self.rounds > 1:
+            found["trace_overlap_fraction_ci"] = self.fraction.bounds()
+        return found
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceFigures:
+    """What a traced cell recorded and showed (measure/tracing.overlap_info)."""
+
+    trace_file: str
+    """Rank 0's trace, relative to the run directory."""
+    traced_rounds: int
+    overlap: OverlapFigures
+    kinds: dict[str, Any] | None = None
+    """trace_kinds.cell_info: per role what moved the bytes, and the levers NCCL ignored; None on
+    CPU. A dict: the profiler's own summary of kernels and copies, whose names vary by NCCL version."""
+
+    def extra_info(self) -> dict[str, Any]:
+        return {"trace_file": self.trace_file, "traced_rounds": self.traced_rounds, **(self.kinds or {}),
+                **self.overlap.extra_info()}
+
+
+def across_ranks(per_rank: Sequence[Sequence[float | None] | None], rounds: int) -> OverlapFigures:
+    """The overlap of a traced cell from every rank's `per_round` fractions: per round the
+    least-overlapped device's, then their median over the rounds with its interval, or no
+    fraction when a round shows no kernels of one of the collectives on some device."""
     per_round = []
     for index in range(rounds):
         values = [r[index] for r in per_rank if r and index < len(r) and r[index] is not None]
         per_round.append(min(values) if len(values) == len(per_rank) else None)
     if any(v is None for v in per_round):
-        return {"trace_overlap_fraction": None,
-                "trace_overlap_reason": "a traced round showed no kernels of one of the collectives "
-                                        "on some device (profiler without CUDA activity?)"}
-    interval = paired.median_interval(per_round)
-    info: dict[str, Any] = {"trace_overlap_fraction": interval.point}
-    if rounds > 1:
-        info["trace_overlap_fraction_ci"] = interval.bounds()
-    return info
+        return OverlapFigures(fraction=None, rounds=rounds, reason=NO_KERNELS)
+    return OverlapFigures(fraction=paired.median_interval(per_round), rounds=rounds)

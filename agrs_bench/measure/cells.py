@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -28,6 +28,7 @@ from agrs_bench.measure import cell_levers, tracing
 from agrs_bench.measure.kernels import all_gather, make_kernel, reduce_scatter
 from agrs_bench.measure.step import VARIANTS, FsdpStepKernel, Gemm
 from agrs_bench.measure.timing import PairedSamples, Part, Sampler, TimingPlan, max_over_ranks
+from agrs_bench.results.measured import Measured, StepParts
 from agrs_bench.vocab import STEP_MODES, size_label
 
 
@@ -68,21 +69,6 @@ class Context:
     @property
     def dev(self) -> Any:
         return next(iter(self.handles.values()))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Measured:
-    """One finished cell: the cell, its samples (seconds per iteration, one per round) and
-    extra_info; results.files.cell_benchmark turns it into a benchmark."""
-
-    cell: Cell
-    """What was measured."""
-    group_size: int
-    """The ranks of the cell's group (a step cell: of its first buffer kind's)."""
-    data: tuple[float, ...]
-    """Seconds per iteration, one per round."""
-    extra: dict[str, Any]
-    """The cell's extra_info figures, as measured (still a dict)."""
 
 
 def plan_of(cfg: RunConfig, exec_mode: str) -> TimingPlan:
@@ -146,13 +132,14 @@ def _reference_iteration(mode: str, buf: bufs.ShardedBuffer, group: Any) -> Call
     return lambda pending: reduce_scatter(buf.grad_shard, buf.grad_full, group=group)
 
 
-def _reference_info(ctx: Context, cell: Cell, samples: PairedSamples | None) -> dict[str, Any]:
+def _reference(ctx: Context, cell: Cell, samples: PairedSamples) -> measures.ReferenceFigures | None:
+    """The reference of an ag or rs cell (None for other modes), or why it has none."""
     if cell.mode not in ("ag", "rs"):
-        return {}
+        return None
     if not ctx.cfg.reference:
-        return {"reference_omitted": "--no-reference"}
+        return measures.ReferenceFigures(omitted="--no-reference")
     if cell.exec != "eager":
-        return {"reference_omitted": "CUDA graph cell: the reference is timed eagerly, in the eager cell"}
+        return measures.ReferenceFigures(omitted="CUDA graph cell: the reference is timed eagerly, in the eager cell")
     name = "reference:" + cell.name
     device_s, host_s = samples.estimate_s[name]
     return measures.reference_figures(samples.per_iter_s[name], samples.sample_s_min(name),
@@ -170,11 +157,6 @@ def _common(ctx: Context, cell: Cell, comparison: str) -> dict[str, Any]:
     if ctx.link_gbps:
         extra["link_gbps_per_direction"] = ctx.link_gbps
     return extra
-
-
-def _merge_warnings(extra: dict[str, Any], warnings: list[str]) -> None:
-    if warnings:
-        extra.setdefault("warnings", []).extend(warnings)
 
 
 def measure_collectives(ctx: Context, comparison: str, cells: list[Cell],
@@ -203,18 +185,16 @@ def measure_collectives(ctx: Context, comparison: str, cells: list[Cell],
     measured = []
     for cell in cells:
         name = cell.name
-        info = samples.sample_info(name)
-        warnings = info.pop("warnings", [])
-        extra = {**_common(ctx, cell, comparison), **kernels[name].describe(), **lever_info[name], **info,
-                 **_reference_info(ctx, cell, samples),
-                 "shard_bytes": buf.param_shard.numel() * buf.param_shard.element_size(),
-                 "group_ranks": list(buf.group_ranks)}
-        if cell.mode == "ag_rs" and cfg.trace:
-            extra.update(tracing.overlap_info(sampler, name, name, cfg.out_dir, ctx.rank,
-                                              levers=cell_levers.requested(cfg, cell)))
-        _merge_warnings(extra, warnings)
-        measured.append(Measured(cell=cell, group_size=len(buf.group_ranks), data=samples.per_iter_s[name],
-                                 extra=extra))
+        trace = (tracing.overlap_info(sampler, name, name, cfg.out_dir, ctx.rank,
+                                      levers=cell_levers.requested(cfg, cell))
+                 if cell.mode == "ag_rs" and cfg.trace else None)
+        measured.append(Measured(
+            cell=cell, group_size=len(buf.group_ranks), data=samples.per_iter_s[name],
+            settings={**_common(ctx, cell, comparison), **kernels[name].describe(), **lever_info[name],
+                      "shard_bytes": buf.param_shard.numel() * buf.param_shard.element_size(),
+                      "group_ranks": list(buf.group_ranks)},
+            samples=samples.sample_figures(name), reference=_reference(ctx, cell, samples), trace=trace,
+            warnings=tuple(samples.short_warnings(name))))
     return measured
 
 
@@ -271,31 +251,29 @@ def measure_steps(ctx: Context, comparison: str, cells: list[Cell],
     measured = []
     for cell in cells:
         name = cell.name
-        info = samples.sample_info(f"step:{name}")
-        warnings = info.pop("warnings", [])
+        warnings = samples.short_warnings(f"step:{name}")
         variant_min = {v: samples.sample_s_min(f"{v}:{name}") for v in VARIANTS}
-        info["sample_s_min"] = min(variant_min.values())  # every part of the cell counts
-        info["sample_short"] = info["sample_s_min"] < samples.target_sample_s
+        shortest_s = min(variant_min.values())  # every part of the cell counts
         for variant in ("compute_only", "comm_only"):
             if samples.short(f"{variant}:{name}"):
                 warnings.append(f"{variant} samples fell short of the {samples.target_sample_s * 1e3:g} ms "
                                 f"budget: shortest {variant_min[variant] * 1e3:.3g} ms")
-        extra = {**_common(ctx, cell, comparison), **lever_info[name], **info, **kernels[(name, "step")].describe(),
-                 "layers": cfg.step_layers,
-                 "gemm_mnk": list(cfg.gemm_mnk),
-                 "compute_only_data": list(samples.per_iter_s[f"compute_only:{name}"]),
-                 "comm_only_data": list(samples.per_iter_s[f"comm_only:{name}"]),
-                 "group_sizes": {kind: len(r) for kind, r in ctx.group_ranks.items()},
-                 "group_ranks": dict(ctx.group_ranks)}
         if not eager and "megatron_fsdp" in cfg.issues:
             warnings.append("issued on role streams, not megatron_fsdp: a CUDA graph cannot hold Megatron-FSDP's "
                             "async AG work-handle wait as we capture it (untested); its eager cell has that path")
-        if eager:
-            extra["compute_in_step_data"] = spans[(name, "step")]
-            extra["compute_alone_data"] = spans[(name, "compute_only")]
-        _merge_warnings(extra, warnings)
-        measured.append(Measured(cell=cell, group_size=len(ctx.group_ranks[cfg.buffers[0]]),
-                                 data=samples.per_iter_s[f"step:{name}"], extra=extra))
+        measured.append(Measured(
+            cell=cell, group_size=len(ctx.group_ranks[cfg.buffers[0]]), data=samples.per_iter_s[f"step:{name}"],
+            settings={**_common(ctx, cell, comparison), **lever_info[name], **kernels[(name, "step")].describe(),
+                      "layers": cfg.step_layers, "gemm_mnk": list(cfg.gemm_mnk),
+                      "group_sizes": {kind: len(r) for kind, r in ctx.group_ranks.items()},
+                      "group_ranks": dict(ctx.group_ranks)},
+            samples=replace(samples.sample_figures(f"step:{name}"), sample_s_min=shortest_s,
+                            sample_short=shortest_s < samples.target_sample_s),
+            parts=StepParts(compute_only=samples.per_iter_s[f"compute_only:{name}"],
+                            comm_only=samples.per_iter_s[f"comm_only:{name}"],
+                            compute_in_step=tuple(spans[(name, "step")]) if eager else None,
+                            compute_alone=tuple(spans[(name, "compute_only")]) if eager else None),
+            warnings=tuple(warnings)))
     return measured
 
 

@@ -33,9 +33,10 @@ from agrs_bench.config.models import ModelShape
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.groups import ag_shares_rs_comm
 from agrs_bench.measure import buffers as bufs
-from agrs_bench.measure.cells import Context, Measured, _common, _merge_warnings, agree_on_check, plan_of
+from agrs_bench.measure.cells import Context, _common, agree_on_check, plan_of
 from agrs_bench.measure.megatron_fsdp_model import Block, BlockShape, Stack, mark_experts
 from agrs_bench.measure.timing import Part, Sampler
+from agrs_bench.results.measured import Measured, StepParts
 from agrs_bench.vocab import RS_GROUP_KIND
 
 # Every argument agrs_bench passes to fully_shard_model: Megatron-FSDP 0.6.1's defaults
@@ -187,28 +188,26 @@ def measure(ctx: Context, comparison: str, cells: list[Cell]) -> list[Measured]:
             agree_on_check(name, ctx.rank, grad_problems(model, expected, GRAD_TOLERANCE[cfg.dtype]))
         parts.append(Part(f"step:{name}", ctx.dev, MfsdpStep(model, tokens), (), check if cfg.check else None))
     samples = Sampler(parts, plan_of(cfg, "eager")).run()
-    compute_data = list(samples.per_iter_s[f"compute_only:{comparison}"])
-    info_common = {"megatron_fsdp_version": version(), "megatron_fsdp_settings": dict(SETTINGS),
-                   "megatron_fsdp_mixed_precision": MIXED_PRECISION, "fsdp_unit_modules": ["Block"],
-                   "layers": cfg.step_layers, "tokens": cfg.tokens, "block_shape": vars(shape),
-                   "dense_params_per_layer": shape.dense_params, "expert_params_per_layer": shape.expert_params,
-                   "grads_checked": cfg.check, "grad_tolerance": GRAD_TOLERANCE[cfg.dtype],
-                   "compute_only_data": compute_data, "comm_only_data": None,
-                   "compute_only_method": "forward+backward of the same module unsharded, no communication",
-                   "group_sizes": {kind: len(r) for kind, r in ctx.group_ranks.items()},
-                   "group_ranks": dict(ctx.group_ranks)}
+    settings = {"megatron_fsdp_version": version(), "megatron_fsdp_settings": dict(SETTINGS),
+                "megatron_fsdp_mixed_precision": MIXED_PRECISION, "fsdp_unit_modules": ["Block"],
+                "layers": cfg.step_layers, "tokens": cfg.tokens, "block_shape": vars(shape),
+                "dense_params_per_layer": shape.dense_params, "expert_params_per_layer": shape.expert_params,
+                "grads_checked": cfg.check, "grad_tolerance": GRAD_TOLERANCE[cfg.dtype],
+                "compute_only_method": "forward+backward of the same module unsharded, no communication",
+                "group_sizes": {kind: len(r) for kind, r in ctx.group_ranks.items()},
+                "group_ranks": dict(ctx.group_ranks)}
     if cfg.model is not None:
-        info_common["model"] = cfg.model.name
+        settings["model"] = cfg.model.name
+    compute_only = StepParts(compute_only=samples.per_iter_s[f"compute_only:{comparison}"], comm_only=None)
     measured = []
     for cell in cells:
         name = cell.name
-        info = samples.sample_info(f"step:{name}")
-        warnings = info.pop("warnings", [])
-        extra = {**_common(ctx, cell, comparison), **info, **info_common,
-                 "megatron_fsdp_ag_groups": {k: g is not None for k, g in ag_groups[name].items()}}
-        _merge_warnings(extra, warnings)
-        measured.append(Measured(cell=cell, group_size=len(ctx.group_ranks[cfg.buffers[0]]),
-                                 data=samples.per_iter_s[f"step:{name}"], extra=extra))
+        measured.append(Measured(
+            cell=cell, group_size=len(ctx.group_ranks[cfg.buffers[0]]), data=samples.per_iter_s[f"step:{name}"],
+            settings={**_common(ctx, cell, comparison), **settings,
+                      "megatron_fsdp_ag_groups": {k: g is not None for k, g in ag_groups[name].items()}},
+            samples=samples.sample_figures(f"step:{name}"), parts=compute_only,
+            warnings=tuple(samples.short_warnings(f"step:{name}"))))
     if dist.is_initialized():
         dist.barrier()
     return measured

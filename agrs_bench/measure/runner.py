@@ -8,6 +8,7 @@ from typing import Any
 
 import torch.distributed as dist
 
+from agrs_bench.config.cell import Cell
 from agrs_bench.config.nccl_options import pair_label
 from agrs_bench.config.run_config import RunConfig
 from agrs_bench.groups import RS_GROUP_KIND, build_source, distributed, megatron_core
@@ -49,14 +50,21 @@ def context(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures,
                                         for kind in cfg.buffers})
 
 
-def benchmarks_of(ctx: cellmod.Context, measured: list[cellmod.Measured]) -> list[dict]:
-    """The finished cells of a comparison as pytest-benchmark benchmarks."""
+def benchmarks_of(ctx: cellmod.Context, measured: list[cellmod.Measured], *, spans: dict[str, bool] | None = None,
+                  telemetry_record: dict[str, Any] | None = None) -> list[dict]:
+    """The finished cells of a comparison as pytest-benchmark benchmarks; `spans`: per buffer kind,
+    whether its groups span nodes; `telemetry_record`: the GPUs' clocks while it ran, every rank's
+    (the run knows both; the pytest-benchmark suite neither)."""
     cfg, dev = ctx.cfg, ctx.dev
     options = {"timer": "cuda_event" if dev.is_cuda else "perf_counter", "warmup": cfg.num_warmup,
                "min_rounds": cfg.num_samples, "disable_gc": False, "max_time": 0, "min_time": 0}
-    return [results.cell_benchmark(m.cell, world_size=ctx.world_size, group_size=m.group_size, samples_s=m.data,
-                                   ops_per_sample=m.extra["ops_per_sample"], extra_info=m.extra, options=options)
-            for m in measured]
+
+    def kinds(cell: Cell) -> tuple[str, ...]:
+        return cfg.buffers if cell.mode in STEP_MODES else (cell.buffer,)
+    return [results.cell_benchmark(
+        m, world_size=ctx.world_size, options=options, telemetry=telemetry_record,
+        spans_nodes=any(spans[kind] for kind in kinds(m.cell)) if spans is not None else None,
+        warnings=telemetry.throttle_warnings(telemetry_record or {})) for m in measured]
 
 
 def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, finished: list,
@@ -86,24 +94,16 @@ def measure_all(cfg: RunConfig, info: distributed.DistInfo, fixtures: Fixtures, 
         try:
             with telemetry.GpuMonitor(uuid if ctx.dev.is_cuda else None) as monitor:
                 measured = cellmod.measure_comparison(ctx, comparison, cells)
-                benches = benchmarks_of(ctx, measured)
             every_rank: list[Any] = [None] * info.world_size
             dist.all_gather_object(every_rank, monitor.summary())
+            benches = benchmarks_of(ctx, measured, spans=spans, telemetry_record=telemetry.combine(every_rank))
         except cellmod.OutputCheckError:
             raise  # names the cell, the rank and the first wrong element already
         except Exception as err:
             detail = " ".join(str(err).split())
             raise CellFailed(f"{where} failed: {type(err).__name__}: {detail}") from err
         watchdog.disarm()
-        record = telemetry.combine(every_rank)
-        for offset, (done, bench) in enumerate(zip(measured, benches)):
-            kinds = cfg.buffers if done.cell.mode in STEP_MODES else (done.cell.buffer,)
-            bench["extra_info"]["spans_nodes"] = any(spans[kind] for kind in kinds)
-            bench["extra_info"]["telemetry"] = record
-            if record.get("throttled"):
-                bench["extra_info"].setdefault("warnings", []).append(
-                    f"GPU clocks throttled during this cell (SM clock down to {record['sm_clock_mhz_min']} MHz; "
-                    + ", ".join(record["clock_event_reasons"]) + ")")
+        for offset, bench in enumerate(benches):
             finished.append(bench)
             if rank == 0:
                 results.append_cell(cfg.out_dir, bench)

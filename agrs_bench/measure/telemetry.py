@@ -213,3 +213,11 @@ def combine(per_rank: list[dict[str, Any]]) -> dict[str, Any]:
         "power_w_max": max(r["power_w_max"] for r in present),
         "temperature_c_max": max(r["temperature_c_max"] for r in present),
     }
+
+
+def throttle_warnings(record: dict[str, Any]) -> list[str]:
+    """The cell's warning when a GPU's clocks were throttled while it ran (a `combine` record)."""
+    if not record.get("throttled"):
+        return []
+    return [f"GPU clocks throttled during this cell (SM clock down to {record['sm_clock_mhz_min']} MHz; "
+            + ", ".join(record["clock_event_reasons"]) + ")"]

@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 
 from agrs_bench.analysis.paired import rotation
+from agrs_bench.analysis.sampling import SampleFigures
 from agrs_bench.measure.device import Issued
 
 Iteration = Callable[[list[Issued]], None]
@@ -108,21 +109,21 @@ class PairedSamples:
         index = self.names.index(name)
         return [order.index(index) for order in self.order]
 
-    def sample_info(self, name: str) -> dict[str, Any]:
-        """The extra_info fields of a cell about its samples."""
-        info: dict[str, Any] = {
-            "rounds": len(self.per_iter_s[name]), "ops_per_sample": self.ops_per_sample,
-            "sample_s_min": self.sample_s_min(name), "sample_s_target": self.target_sample_s,
-            "sample_short": self.short(name), "sampling_position": self.position(name),
-            "estimate_device_s": self.estimate_s[name][0], "estimate_host_s": self.estimate_s[name][1],
-        }
-        if self.short(name):
-            why = (f"ops per sample fixed or capped at {self.ops_per_sample}" if self.capped
-                   else "this part ran faster in some rounds than in the calibration round")
-            info["warnings"] = [(f"samples fell short of the {self.target_sample_s * 1e3:g} ms budget: "
-                                 f"shortest {info['sample_s_min'] * 1e3:.3g} ms "
-                                 f"({self.ops_per_sample} ops per sample; {why})")]
-        return info
+    def sample_figures(self, name: str) -> SampleFigures:
+        """What `name`'s samples were (extra_info: rounds, ops_per_sample, sample_s_min, ...)."""
+        return SampleFigures(rounds=len(self.per_iter_s[name]), ops_per_sample=self.ops_per_sample,
+                             sample_s_min=self.sample_s_min(name), sample_s_target=self.target_sample_s,
+                             sample_short=self.short(name), sampling_position=tuple(self.position(name)),
+                             estimate_device_s=self.estimate_s[name][0], estimate_host_s=self.estimate_s[name][1])
+
+    def short_warnings(self, name: str) -> list[str]:
+        """Why `name`'s samples fell short of the budget, when they did."""
+        if not self.short(name):
+            return []
+        why = (f"ops per sample fixed or capped at {self.ops_per_sample}" if self.capped
+               else "this part ran faster in some rounds than in the calibration round")
+        return [f"samples fell short of the {self.target_sample_s * 1e3:g} ms budget: "
+                f"shortest {self.sample_s_min(name) * 1e3:.3g} ms ({self.ops_per_sample} ops per sample; {why})"]
 
 
 def max_over_ranks(values: list[float], device) -> list[float]:

@@ -46,20 +46,18 @@ def record(sampler: Sampler, part: str, path: str, *, rounds: int = TRACED_ROUND
 def overlap_info(sampler: Sampler, part: str, cell: str, run_dir: str, rank: int, *,
                  a: trace_overlap.Matcher = trace_overlap.ALL_GATHER,
                  b: trace_overlap.Matcher = trace_overlap.REDUCE_SCATTER,
-                 rounds: int = TRACED_ROUNDS, levers: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Collective: trace `part` on every rank; the extra_info fields trace_file,
-    trace_overlap_fraction (the least-overlapped device's, median over traced rounds) and its
-    interval over those rounds, or the fraction None with trace_overlap_reason."""
+                 rounds: int = TRACED_ROUNDS, levers: dict[str, Any] | None = None) -> trace_overlap.TraceFigures:
+    """Collective: trace `part` on every rank; the trace file and the overlap it shows (the
+    least-overlapped device's, median over traced rounds, with its interval), or why none."""
     relative = trace_file(cell, rank)
     events = record(sampler, part, os.path.join(run_dir, relative), rounds=rounds)
     mine = trace_overlap.per_round(events, a, b)
     everyone: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, mine)
-    info: dict[str, Any] = {"trace_file": trace_file(cell, 0), "traced_rounds": rounds}
+    kinds = None
     if levers is not None and sampler.dev.is_cuda:  # this rank's view: what moved the bytes
-        info.update(trace_kinds.cell_info(events, levers, ranks=dist.get_world_size()))
-    if not sampler.dev.is_cuda:
-        return dict(info, trace_overlap_fraction=None,
-                    trace_overlap_reason="gloo on CPU: no device kernels to read overlap from")
-    return dict(info, **trace_overlap.across_ranks(everyone, rounds))
-
+        kinds = trace_kinds.cell_info(events, levers, ranks=dist.get_world_size())
+    overlap = (trace_overlap.across_ranks(everyone, rounds) if sampler.dev.is_cuda else trace_overlap.OverlapFigures(
+        fraction=None, rounds=rounds, reason="gloo on CPU: no device kernels to read overlap from"))
+    return trace_overlap.TraceFigures(trace_file=trace_file(cell, 0), traced_rounds=rounds, overlap=overlap,
+                                      kinds=kinds)

@@ -11,13 +11,13 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from agrs_bench import safe_files
 from agrs_bench.analysis import measures, stats, summary
-from agrs_bench.config.cell import Cell
 from agrs_bench.results import launches, schema
+from agrs_bench.results.measured import Measured
 from agrs_bench.vocab import STEP_MODES
 
 CELLS_FILE = "cells.jsonl"
@@ -43,23 +43,36 @@ def make_benchmark(params: dict[str, Any], samples_s: Iterable[float], ops_per_s
     data = [float(x) for x in samples_s]
     block = dict(stats.summarize(data), data=data, iterations=ops_per_sample)
     extra = dict(extra_info)
+    figures: measures.StepFigures | measures.CollectiveFigures
     if params["mode"] in STEP_MODES:
-        extra.update(measures.step_measures(
+        figures = measures.step_figures(
             step=data, compute_only=extra["compute_only_data"], comm_only=extra.get("comm_only_data"),
-            compute_in_step=extra.get("compute_in_step_data"), compute_alone=extra.get("compute_alone_data")))
+            compute_in_step=extra.get("compute_in_step_data"), compute_alone=extra.get("compute_alone_data"))
     else:
-        extra.update(measures.collective_measures(
+        figures = measures.collective_figures(
             params["mode"], int(params["size_bytes"]), int(params["group_size"]), data,
-            reference_s=extra.get("reference_s"), link_gbps=extra.get("link_gbps_per_direction")))
+            reference_s=extra.get("reference_s"), link_gbps=extra.get("link_gbps_per_direction"))
+    extra.update(figures.extra_info())
     extra["ops_per_sample"] = ops_per_sample
     return schema.benchmark_entry(params, block, extra, options)
 
 
-def cell_benchmark(cell: Cell, *, world_size: int, group_size: int, samples_s: Iterable[float],
-                   ops_per_sample: int, extra_info: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """A measured cell as a benchmark: the one place a Cell becomes results.json params."""
-    params = dict(cell.params(), world_size=world_size, group_size=group_size)
-    return make_benchmark(params, samples_s, ops_per_sample, extra_info, options)
+def cell_benchmark(measured: Measured, *, world_size: int, options: dict[str, Any], spans_nodes: bool | None = None,
+                   telemetry: dict[str, Any] | None = None, warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """A measured cell as a benchmark: the one place a Measured becomes results.json (params from
+    its Cell, extra_info from its parts, then its figures). The run adds what it learned around
+    the cell: whether its groups span nodes, the GPUs' telemetry and its warnings (throttling),
+    which follow the cell's own; the pytest-benchmark suite (benchmarks/) knows none of them."""
+    params = dict(measured.cell.params(), world_size=world_size, group_size=measured.group_size)
+    bench = make_benchmark(params, measured.data, measured.samples.ops_per_sample, measured.extra_info(), options)
+    extra = bench["extra_info"]
+    if spans_nodes is not None:
+        extra["spans_nodes"] = spans_nodes
+    if telemetry is not None:
+        extra["telemetry"] = telemetry
+    if measured.warnings or warnings:
+        extra["warnings"] = [*measured.warnings, *warnings]
+    return bench
 
 
 def append_cell(run_dir: str, benchmark: dict[str, Any]) -> None:
@@ -168,8 +181,8 @@ def derive(benchmarks: list[dict[str, Any]]) -> None:
                   or sibling(params, source="single_comm", nccl_options="default"))
         ag = _paired_data(bench, sibling(params, mode="ag"))
         rs = _paired_data(bench, sibling(params, mode="rs"))
-        bench["extra_info"].update(measures.pair_measures(
-            ag=ag, rs=rs, ag_rs=bench["stats"]["data"], single=_paired_data(bench, single)))
+        bench["extra_info"].update(measures.pair_figures(
+            ag=ag, rs=rs, ag_rs=bench["stats"]["data"], single=_paired_data(bench, single)).extra_info())
 
 
 def build_document(benchmarks: list[dict[str, Any]], *, machine_info: dict[str, Any],

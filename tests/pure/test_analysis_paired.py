@@ -58,7 +58,7 @@ def test_median_interval_and_per_round_means():
 
 def test_overlap_interval_from_paired_rounds():
     # ag 1 ms, rs 2 ms, pair 2.5 ms in every round: (1 + 2 - 2.5) / 1 = 0.5 exactly.
-    got = measures.pair_measures(ag=[1e-3] * 4, rs=[2e-3] * 4, ag_rs=[2.5e-3] * 4, single=[5e-3] * 4)
+    got = measures.pair_figures(ag=[1e-3] * 4, rs=[2e-3] * 4, ag_rs=[2.5e-3] * 4, single=[5e-3] * 4).extra_info()
     assert got["overlap_efficiency"] == pytest.approx(0.5)
     assert got["overlap_efficiency_ci"] == pytest.approx([0.5, 0.5])
     assert got["serial_sum_s"] == pytest.approx(3e-3)
@@ -66,9 +66,9 @@ def test_overlap_interval_from_paired_rounds():
     assert got["speedup_vs_single_comm_ci"] == pytest.approx([2.0, 2.0])
 
 
-def test_step_measures_hand_worked():
-    got = measures.step_measures(step=[5.0, 6.0, 7.0], compute_only=[4.0, 4.0, 4.0], comm_only=[2.0, 2.0, 2.0],
-                                 compute_in_step=[3.0, 3.3, 3.6], compute_alone=[3.0, 3.0, 3.0])
+def test_step_figures_hand_worked():
+    got = measures.step_figures(step=[5.0, 6.0, 7.0], compute_only=[4.0, 4.0, 4.0], comm_only=[2.0, 2.0, 2.0],
+                                compute_in_step=[3.0, 3.3, 3.6], compute_alone=[3.0, 3.0, 3.0]).extra_info()
     assert got["exposed_comm_s"] == pytest.approx(2.0)  # 6 - 4
     assert got["exposed_comm_fraction"] == pytest.approx(1.0)
     assert got["compute_slowdown"] == pytest.approx(1.1)

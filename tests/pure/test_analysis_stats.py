@@ -153,9 +153,10 @@ def test_cells_not_sampled_together_get_no_paired_figure():
 
 
 def test_reference_is_the_median_unless_the_host_is_the_bottleneck():
-    figures = measures.reference_figures([3e-6, 1e-6, 2e-6, 9e-6], 5e-3, device_s=2e-6, host_s=1e-6, on_device=True)
+    figures = measures.reference_figures([3e-6, 1e-6, 2e-6, 9e-6], 5e-3, device_s=2e-6, host_s=1e-6,
+                                         on_device=True).extra_info()
     assert figures["reference_s"] == pytest.approx(2.5e-6) and figures["reference_sample_s_min"] == 5e-3
-    launch_bound = measures.reference_figures([1e-6], 1e-3, device_s=1e-6, host_s=4e-6, on_device=True)
+    launch_bound = measures.reference_figures([1e-6], 1e-3, device_s=1e-6, host_s=4e-6, on_device=True).extra_info()
     assert "reference_s" not in launch_bound and "launch-bound" in launch_bound["reference_omitted"]
     # On CPU (gloo) the host is the device: never omitted.
-    assert "reference_s" in measures.reference_figures([1e-6], 1e-3, device_s=1e-6, host_s=4e-6, on_device=False)
+    assert measures.reference_figures([1e-6], 1e-3, device_s=1e-6, host_s=4e-6, on_device=False).reference_s

@@ -63,12 +63,12 @@ def test_rounds_split_by_profiler_ranges():
 
 
 def test_across_ranks_takes_the_least_overlapped_rank_per_round():
-    info = to.across_ranks([[0.9, 0.5, 0.7], [0.8, 0.6, 0.2]], 3)
+    info = to.across_ranks([[0.9, 0.5, 0.7], [0.8, 0.6, 0.2]], 3).extra_info()
     assert info["trace_overlap_fraction"] == 0.5  # median of the per-round minima 0.8, 0.5, 0.2
     assert "trace_overlap_fraction_ci" in info
 
 
 def test_across_ranks_with_a_round_missing_on_one_rank_gives_none():
-    info = to.across_ranks([[0.9, 0.5], [0.8, None]], 2)
+    info = to.across_ranks([[0.9, 0.5], [0.8, None]], 2).extra_info()
     assert info["trace_overlap_fraction"] is None and "no kernels" in info["trace_overlap_reason"]
-    assert to.across_ranks([[0.9], None], 1)["trace_overlap_fraction"] is None
+    assert to.across_ranks([[0.9], None], 1).fraction is None

@@ -53,9 +53,9 @@ def test_rounds_are_interleaved_rotated_and_full(world_of_one):
     assert all(timed[i:i + ops] == [timed[i]] * ops for i in range(0, len(timed), ops))
     for name in "abc":
         assert len(samples.per_iter_s[name]) == 4
-        info = samples.sample_info(name)
-        assert info["sample_s_min"] == pytest.approx(min(samples.per_iter_s[name]) * ops)
-        assert info["sample_s_min"] >= plan.target_sample_s or (info["sample_short"] and info["warnings"])
+        info = samples.sample_figures(name)
+        assert info.sample_s_min == pytest.approx(min(samples.per_iter_s[name]) * ops)
+        assert info.sample_s_min >= plan.target_sample_s or (info.sample_short and samples.short_warnings(name))
     assert samples.position("a") == [0, 2, 1, 0] and samples.position("c") == [2, 1, 0, 2]
 
 
@@ -64,9 +64,8 @@ def test_fixed_ops_short_samples_are_flagged(world_of_one):
 
     samples = Sampler(_parts([], {"a": 50e-6, "b": 50e-6}),
                       TimingPlan(num_warmup=0, num_rounds=2, target_sample_s=1.0, ops_per_sample=1)).run()
-    info = samples.sample_info("a")
-    assert samples.ops_per_sample == 1 and info["sample_short"] is True
-    assert "fell short of the 1000 ms budget" in info["warnings"][0]
+    assert samples.ops_per_sample == 1 and samples.sample_figures("a").sample_short is True
+    assert "fell short of the 1000 ms budget" in samples.short_warnings("a")[0]
 
 
 def test_checks_run_once_per_part_before_timing(world_of_one):

@@ -1,4 +1,5 @@
-"""Worker functions for gloo tests (module level, so the ranks forked by tests/support/gloo_harness.py can unpickle them)."""
+"""Worker functions for gloo tests (module level, so that the ranks forked by
+tests/support/gloo_harness.py can unpickle them)."""
 
 from __future__ import annotations
 

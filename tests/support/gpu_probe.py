@@ -63,15 +63,15 @@ def main(out_dir: str) -> dict:
         sampler = Sampler(parts, plan)
         samples = sampler.run()
         medians = {p.name: statistics.median(samples.per_iter_s[p.name]) for p in parts}
-        pair = measures.pair_measures(ag=samples.per_iter_s["copy"], rs=samples.per_iter_s["gemm"],
-                                      ag_rs=samples.per_iter_s["both"])
+        pair = measures.pair_figures(ag=samples.per_iter_s["copy"], rs=samples.per_iter_s["gemm"],
+                                     ag_rs=samples.per_iter_s["both"]).extra_info()
         found[exec_mode] = {"medians": medians, "ops": samples.ops_per_sample,
-                            "info": {p.name: samples.sample_info(p.name) for p in parts}, **pair}
+                            "info": {p.name: samples.sample_figures(p.name).extra_info() for p in parts}, **pair}
         for part in ("both", "serial"):
             found[exec_mode][f"trace_{part}"] = tracing.overlap_info(
                 sampler, part, f"{exec_mode}-{part}", out_dir, 0,
                 a=lambda e: copy_kernel.search(e["name"]) is not None,
-                b=lambda e: not_gemm.search(e["name"]) is None)
+                b=lambda e: not_gemm.search(e["name"]) is None).extra_info()
     # Held against unheld, on a kernel far shorter than its launch: the hold hides the host.
     tiny = [Part("tiny", dev, on("compute", lambda: torch.add(tiny_src, 1.0, out=tiny_dst)), ("compute",))]
     held = Sampler(tiny, TimingPlan(num_warmup=3, num_rounds=8, target_sample_s=1e-3, ops_per_sample=200)).run()
@@ -92,8 +92,8 @@ def main(out_dir: str) -> dict:
         "medians": {v: statistics.median(steps.per_iter_s[v]) for v in VARIANTS},
         "compute_in_step_s": statistics.median(kernels["step"].compute_s(calls)),
         "compute_alone_s": statistics.median(kernels["compute_only"].compute_s(calls)),
-        **measures.step_measures(step=steps.per_iter_s["step"], compute_only=steps.per_iter_s["compute_only"],
-                                 comm_only=steps.per_iter_s["comm_only"]),
+        **measures.step_figures(step=steps.per_iter_s["step"], compute_only=steps.per_iter_s["compute_only"],
+                                comm_only=steps.per_iter_s["comm_only"]).extra_info(),
     }
     return found
 
