@@ -12,7 +12,7 @@ come from the parts' samples of the same rounds (analysis/paired.py): every inte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,11 @@ def _bounds(interval: paired.Interval | stats.OrderInterval | None) -> list[floa
     return interval.bounds() if interval is not None else None
 
 
+def _median_fields(interval: stats.OrderInterval | None) -> dict[str, Any]:
+    """A cell's median interval and its exact coverage; both None where there are too few rounds."""
+    return {"median_ci_s": _bounds(interval), "median_interval_coverage": interval.coverage if interval else None}
+
+
 def _with_ci(found: dict[str, Any], name: str, interval: paired.Interval | None) -> None:
     """`name` and `name_ci` where the figure has a value; neither where it is undefined."""
     if interval is not None:
@@ -70,17 +75,20 @@ class CollectiveFigures:
     """busbw at the ends of median_interval_s (the slow end is the low busbw), same coverage."""
     reference_busbw_gbps: float | None = None
     """busbw of the cell's nccl-tests-style reference; None: no reference (ag_rs has none)."""
-    busbw_vs_reference: float | None = None
     link_floor_s: float | None = None
     """ag_rs: both ops' bytes over the per-direction link rate; None: the rate is not known."""
-    time_over_link_floor: float | None = None
+
+    @property
+    def busbw_vs_reference(self) -> float | None:
+        return self.busbw_gbps / self.reference_busbw_gbps if self.reference_busbw_gbps is not None else None
+
+    @property
+    def time_over_link_floor(self) -> float | None:
+        return self.median_s / self.link_floor_s if self.link_floor_s is not None else None
 
     def extra_info(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "median_ci_s": _bounds(self.median_interval_s),
-            "median_interval_coverage": self.median_interval_s.coverage if self.median_interval_s else None,
-            "algbw_gbps": self.algbw_gbps, "busbw_gbps": self.busbw_gbps,
-            "busbw_gbps_ci": _bounds(self.busbw_interval_gbps)}
+        found: dict[str, Any] = {**_median_fields(self.median_interval_s), "algbw_gbps": self.algbw_gbps,
+                                 "busbw_gbps": self.busbw_gbps, "busbw_gbps_ci": _bounds(self.busbw_interval_gbps)}
         if self.reference_busbw_gbps is not None:
             found.update(reference_busbw_gbps=self.reference_busbw_gbps, busbw_vs_reference=self.busbw_vs_reference)
         if self.link_floor_s is not None:
@@ -99,20 +107,16 @@ def collective_figures(mode: str, size_bytes: int, group_size: int, data: Sequen
     # Distribution-free: two order statistics and their exact coverage (a bootstrap of the median
     # of a few samples returns [min, max] and calls it 95%). None where no such interval reaches it.
     median = stats.median_interval(data, paired.CONFIDENCE)
-    busbw = busbw_gbps(mode, size_bytes, point, group_size)
-    found = CollectiveFigures(
-        median_s=point, median_interval_s=median, algbw_gbps=algbw_gbps(mode, size_bytes, point), busbw_gbps=busbw,
+    return CollectiveFigures(
+        median_s=point, median_interval_s=median, algbw_gbps=algbw_gbps(mode, size_bytes, point),
+        busbw_gbps=busbw_gbps(mode, size_bytes, point, group_size),
         # busbw falls as time grows: the slow end of the time interval is the low end of busbw.
         busbw_interval_gbps=stats.OrderInterval(busbw_gbps(mode, size_bytes, median.high, group_size),
                                                 busbw_gbps(mode, size_bytes, median.low, group_size),
-                                                median.coverage) if median else None)
-    if reference_s:
-        reference_busbw = busbw_gbps(mode, size_bytes, reference_s, group_size)
-        found = replace(found, reference_busbw_gbps=reference_busbw, busbw_vs_reference=busbw / reference_busbw)
-    if mode == "ag_rs" and link_gbps:
-        floor_s = link_floor_s(mode, size_bytes, group_size, link_gbps)
-        found = replace(found, link_floor_s=floor_s, time_over_link_floor=point / floor_s)
-    return found
+                                                median.coverage) if median else None,
+        reference_busbw_gbps=busbw_gbps(mode, size_bytes, reference_s, group_size) if reference_s else None,
+        link_floor_s=(link_floor_s(mode, size_bytes, group_size, link_gbps)
+                      if mode == "ag_rs" and link_gbps else None))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,15 +144,14 @@ def pair_figures(*, ag: Sequence[float] | None, rs: Sequence[float] | None, ag_r
                  single: Sequence[float] | None = None) -> PairFigures:
     """Overlap efficiency of an ag_rs cell from its source's ag and rs, and its speedup over
     single_comm's ag_rs; each part's samples are of the same rounds (paired)."""
-    found = PairFigures()
+    overlap = serial_s = faster = None
     if ag is not None and rs is not None:
-        found = replace(found, overlap_efficiency=paired.paired_interval(
-            {"ag": ag, "rs": rs, "ag_rs": ag_rs}, lambda m: overlap_efficiency(m["ag"], m["rs"], m["ag_rs"])),
-            serial_sum_s=float(np.median(ag) + np.median(rs)))
+        overlap = paired.paired_interval({"ag": ag, "rs": rs, "ag_rs": ag_rs},
+                                         lambda m: overlap_efficiency(m["ag"], m["rs"], m["ag_rs"]))
+        serial_s = float(np.median(ag) + np.median(rs))
     if single is not None:
-        found = replace(found, speedup_vs_single_comm=paired.paired_interval(
-            {"single": single, "pair": ag_rs}, lambda m: speedup(m["single"], m["pair"])))
-    return found
+        faster = paired.paired_interval({"single": single, "pair": ag_rs}, lambda m: speedup(m["single"], m["pair"]))
+    return PairFigures(overlap_efficiency=overlap, serial_sum_s=serial_s, speedup_vs_single_comm=faster)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,8 +166,6 @@ class StepFigures:
     """The step's median interval, as CollectiveFigures.median_interval_s."""
     exposed_comm_s: paired.Interval | None
     """step - compute-only, paired over rounds."""
-    exposed_comm_fraction: float | None
-    """exposed_comm_s / comm_only_s; None without a communication-only part."""
     compute_in_step_s: float | None = None
     """Median of the step's GEMMs timed inside the step; None: not timed (a CUDA graph cannot
     hold the events that time them)."""
@@ -172,11 +173,14 @@ class StepFigures:
     compute_slowdown: paired.Interval | None = None
     """compute_in_step / compute_alone, paired over rounds."""
 
+    @property
+    def exposed_comm_fraction(self) -> float | None:
+        """exposed_comm_s / comm_only_s; None without a communication-only part."""
+        return self.exposed_comm_s.point / self.comm_only_s if self.comm_only_s and self.exposed_comm_s else None
+
     def extra_info(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "compute_only_s": self.compute_only_s, "comm_only_s": self.comm_only_s,
-            "median_ci_s": _bounds(self.median_interval_s),
-            "median_interval_coverage": self.median_interval_s.coverage if self.median_interval_s else None}
+        found: dict[str, Any] = {"compute_only_s": self.compute_only_s, "comm_only_s": self.comm_only_s,
+                                 **_median_fields(self.median_interval_s)}
         _with_ci(found, "exposed_comm_s", self.exposed_comm_s)
         found["exposed_comm_fraction"] = self.exposed_comm_fraction
         if self.compute_in_step_s is None:
@@ -196,16 +200,15 @@ def step_figures(*, step: Sequence[float], compute_only: Sequence[float], comm_o
     parts = {"step": step, "compute_only": compute_only}
     if comm_only:  # mfsdp_step has no comm-only part
         parts["comm_only"] = comm_only
-    exposed = paired.paired_interval(parts, lambda m: m["step"] - m["compute_only"])
-    found = StepFigures(compute_only_s=float(np.median(compute_only)), comm_only_s=comm_only_s,
-                        median_interval_s=stats.median_interval(step, paired.CONFIDENCE), exposed_comm_s=exposed,
-                        exposed_comm_fraction=exposed.point / comm_only_s if comm_only_s and exposed else None)
-    if compute_in_step and compute_alone:
-        found = replace(found, compute_in_step_s=float(np.median(compute_in_step)),
-                        compute_alone_s=float(np.median(compute_alone)),
-                        compute_slowdown=paired.paired_interval({"in_step": compute_in_step, "alone": compute_alone},
-                                                                lambda m: m["in_step"] / m["alone"]))
-    return found
+    timed = bool(compute_in_step and compute_alone)  # the GEMMs: events, which a graph cannot hold
+    return StepFigures(
+        compute_only_s=float(np.median(compute_only)), comm_only_s=comm_only_s,
+        median_interval_s=stats.median_interval(step, paired.CONFIDENCE),
+        exposed_comm_s=paired.paired_interval(parts, lambda m: m["step"] - m["compute_only"]),
+        compute_in_step_s=float(np.median(compute_in_step)) if timed else None,
+        compute_alone_s=float(np.median(compute_alone)) if timed else None,
+        compute_slowdown=paired.paired_interval({"in_step": compute_in_step, "alone": compute_alone},
+                                                lambda m: m["in_step"] / m["alone"]) if timed else None)
 
 
 REFERENCE_METHOD = ("nccl-tests style: ops_per_sample back-to-back ops on one stream per event pair, "
