@@ -20,14 +20,17 @@ class SampleFigures:
     """The shortest whole sample, in seconds (a step cell: the shortest of its parts')."""
     sample_s_target: float
     """The budget every sample should reach (--sample-ms)."""
-    sample_short: bool
-    """sample_s_min fell short of sample_s_target."""
     sampling_position: tuple[int, ...]
     """Where in each round the cell was sampled (0 = first)."""
     estimate_device_s: float
     """Device seconds per iteration from the held estimate, the slowest rank's."""
     estimate_host_s: float
     """Host seconds to issue one iteration, the slowest rank's."""
+
+    @property
+    def sample_short(self) -> bool:
+        """sample_s_min fell short of sample_s_target."""
+        return self.sample_s_min < self.sample_s_target
 
     def extra_info(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "ops_per_sample": self.ops_per_sample, "sample_s_min": self.sample_s_min,

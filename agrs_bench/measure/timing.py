@@ -113,7 +113,7 @@ class PairedSamples:
         """What `name`'s samples were (extra_info: rounds, ops_per_sample, sample_s_min, ...)."""
         return SampleFigures(rounds=len(self.per_iter_s[name]), ops_per_sample=self.ops_per_sample,
                              sample_s_min=self.sample_s_min(name), sample_s_target=self.target_sample_s,
-                             sample_short=self.short(name), sampling_position=tuple(self.position(name)),
+                             sampling_position=tuple(self.position(name)),
                              estimate_device_s=self.estimate_s[name][0], estimate_host_s=self.estimate_s[name][1])
 
     def short_warnings(self, name: str) -> list[str]:

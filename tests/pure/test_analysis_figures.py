@@ -84,7 +84,7 @@ def _measured(mode="ag", **parts):
     from agrs_bench.config.cell import Cell
     from agrs_bench.results.measured import Measured
 
-    samples = SampleFigures(rounds=7, ops_per_sample=3, sample_s_min=3e-3, sample_s_target=2e-3, sample_short=False,
+    samples = SampleFigures(rounds=7, ops_per_sample=3, sample_s_min=3e-3, sample_s_target=2e-3,
                             sampling_position=(0, 1, 0, 1, 0, 1, 0), estimate_device_s=1e-3, estimate_host_s=1e-5)
     cell = Cell(mode=mode, buffer="dense", source="pg_collection", size_bytes=1 << 20, dtype="bf16")
     return Measured(cell=cell, group_size=2, data=tuple([1e-3] * 7),
