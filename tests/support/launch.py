@@ -22,8 +22,8 @@ FAST_ITERS = 3
 FAST_WARMUP = 1
 # One op per sample: on CPU the fsdp_step comparison's ops count would come from its fastest part
 # (a tiny GEMM), so a sample budget multiplies the step's time (~3 s of every run); timings of
-# these runs mean nothing anyway. The test of the budget itself (test_engine) asks for it back
-# with `--ops-per-sample 0`.
+# these runs mean nothing anyway. The test of the budget itself (gloo/test_measure_engine.py)
+# asks for it back with `--ops-per-sample 0`.
 FAST = ["--sizes", FAST_SIZES, "--iters", str(FAST_ITERS), "--warmup", str(FAST_WARMUP), "--layers", "2",
         "--step-sizes", "8KiB", "--gemm", "16x16x16", "--sample-ms", "0.5", "--ops-per-sample", "1"]
 # The pytest-benchmark suite (benchmarks/) takes the same settings through its environment.
@@ -33,8 +33,9 @@ FAST_BENCH_ENV = {"AGRS_BENCH_SIZES": FAST_SIZES.split(",")[0], "AGRS_BENCH_ROUN
 # A launch from a test never inherits a torchrun environment (a test itself run under torchrun).
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
                       "MASTER_PORT", "TORCHELASTIC_RUN_ID")
-# Nor a pytest-xdist worker's (the suite runs under `-n`): pytest-benchmark reads them and turns
-# itself off in a pytest started beneath, so the benchmarks/ suite would write an empty JSON.
+# Nor a pytest-xdist worker's, where someone runs the suite with `-n` (.ci/run runs it serially):
+# pytest-benchmark reads them and turns itself off in a pytest started beneath, so the benchmarks/
+# suite would write an empty JSON.
 XDIST_VARIABLES_PREFIX = "PYTEST_XDIST_"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
